@@ -1,0 +1,29 @@
+# One-command set-up: both `make run` and `make test` create .venv and install what they need.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+SHARED ?= $(abspath ../shared)
+UTKFACE ?= $(SHARED)/data/utkface/UTKFace.tar.gz
+OUT    ?= results
+export TORCH_HOME ?= $(SHARED)/torch
+
+.PHONY: run test bench clean
+
+$(BIN)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+# The main job (pass DATA=path/to/UTKFace.tar.gz for real data; synthetic faces otherwise).
+run: $(BIN)/.installed
+	$(BIN)/olvido data prepare $(if $(DATA),--data $(DATA))
+
+test: $(BIN)/.installed
+	OLVIDO_UTKFACE=$(UTKFACE) $(BIN)/python -m pytest -q
+
+bench: $(BIN)/.installed
+	$(BIN)/python bench/bench_prepare.py --data $(UTKFACE)
+
+clean:
+	rm -rf $(VENV) .pytest_cache

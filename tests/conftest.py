@@ -1,0 +1,41 @@
+"""Shared fixtures: a private cache per test session, synthetic faces, and the real archive when present."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_ARCHIVE = REPO.parent / "shared" / "data" / "utkface" / "UTKFace.tar.gz"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def session_cache(tmp_path_factory) -> Path:
+    """Every test writes into one throw-away cache, never the user's."""
+    cache = tmp_path_factory.mktemp("olvido-cache")
+    os.environ["OLVIDO_CACHE"] = str(cache)
+    return cache
+
+
+@pytest.fixture(scope="session")
+def synthetic_faces():
+    from olvido.data import make_synthetic_faces
+
+    return make_synthetic_faces(n=2000, image_size=32, seed=0)
+
+
+@pytest.fixture(scope="session")
+def prepared(synthetic_faces, session_cache):
+    from olvido.data import ProtocolConfig, prepare_faces
+
+    return prepare_faces(synthetic_faces, ProtocolConfig(seed=0), cache=session_cache)
+
+
+@pytest.fixture(scope="session")
+def utkface_archive() -> Path:
+    path = Path(os.environ.get("OLVIDO_UTKFACE", DEFAULT_ARCHIVE))
+    if not path.exists():
+        pytest.skip(f"real UTKFace archive not found at {path} (set OLVIDO_UTKFACE)")
+    return path
