@@ -23,7 +23,7 @@ def session_cache(tmp_path_factory) -> Path:
 def synthetic_faces():
     from olvido.data import make_synthetic_faces
 
-    return make_synthetic_faces(n=2000, image_size=32, seed=0)
+    return make_synthetic_faces(n=2000, image_size=64, seed=0)
 
 
 @pytest.fixture(scope="session")

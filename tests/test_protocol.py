@@ -50,6 +50,7 @@ def test_protocol_invariants(prepared):
         assert per_age[age] == max(150, n_original)
     copies = table[table["source_id"] != -1]
     assert (copies["split"] == "train").all()
+    assert (copies["id"] >= len(prepared.faces)).all()  # copy ids never collide with source image ids
     sources = table.set_index("id").loc[copies["source_id"]]
     assert (sources["split"] == "train").all() and (sources["source_id"] == -1).all()
     assert (sources["age"].to_numpy() == copies["age"].to_numpy()).all()
@@ -177,7 +178,7 @@ def test_manifest_round_trip_and_tamper_detection(prepared, tmp_path):
 def test_manifest_images_refuse_another_source(prepared):
     from olvido.data import make_synthetic_faces
 
-    other = make_synthetic_faces(n=200, image_size=32, seed=5)
+    other = make_synthetic_faces(n=200, image_size=64, seed=5)
     with pytest.raises(OlvidoError, match="was made from"):
         manifest_images(prepared.manifest, other)
 

@@ -32,12 +32,12 @@ def _non_negative_int(text: str) -> int:
     return value
 
 
-def _add_data_options(parser: argparse.ArgumentParser) -> None:
+def _add_data_options(parser: argparse.ArgumentParser, seed_flag: str = "--seed") -> None:
     parser.add_argument(
         "--data",
         help="UTKFace folder or .tar/.tar.gz archive; 'synthetic' or 'synthetic:N' (default) for generated faces",
     )
-    parser.add_argument("--seed", type=_non_negative_int, default=0, help="protocol seed (default 0)")
+    parser.add_argument(seed_flag, dest="data_seed", type=_non_negative_int, default=0, help="data protocol seed (default 0)")
     parser.add_argument("--image-size", type=_positive_int, default=64, help="square image side in pixels (default 64)")
     parser.add_argument(
         "--quality-filter", action="store_true", help="drop blurred/low-contrast images (off by default)"
@@ -84,7 +84,7 @@ def _print_prepare(summary: dict) -> None:
 def cmd_data_prepare(args: argparse.Namespace) -> int:
     from olvido.data import ProtocolConfig, prepare_dataset, summarize
 
-    config = ProtocolConfig(seed=args.seed, quality_filter=args.quality_filter)
+    config = ProtocolConfig(seed=args.data_seed, quality_filter=args.quality_filter)
     prepared = prepare_dataset(args.data, config, image_size=args.image_size, cache=args.cache, progress=not args.quiet)
     summary = summarize(prepared, args.data)
     _warn_skipped(summary)
@@ -93,6 +93,198 @@ def cmd_data_prepare(args: argparse.Namespace) -> int:
     else:
         _print_prepare(summary)
     return 0
+
+
+def _add_model_options(parser: argparse.ArgumentParser, with_scope: bool = True) -> None:
+    _add_data_options(parser, seed_flag="--data-seed")
+    parser.add_argument("--backbone", default="mobilenet_v2", help="torchvision backbone name (default mobilenet_v2)")
+    parser.add_argument(
+        "--init", default="face",
+        help="backbone weights: face (ImageNet, then pretrained on the faces the protocol left out; default), "
+        "imagenet, none, or a checkpoint path",
+    )
+    if with_scope:
+        parser.add_argument("--scope", choices=["head", "last", "all"], default="head", help="what trains (default head)")
+    parser.add_argument(
+        "--ensemble", type=_positive_int, default=None,
+        help="models averaged (default 3, as the thesis; 1 for the last and all scopes in run/experiment)",
+    )
+    parser.add_argument("--pretrain-epochs", type=_positive_int, default=3, help="face pretraining epochs (default 3)")
+    parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+
+
+def _workspace(args: argparse.Namespace):
+    from olvido.experiments.workspace import ModelConfig, Workspace
+    from olvido.models.pretrain import PretrainConfig
+
+    prepared = _prepared(args)
+    model = ModelConfig(backbone=args.backbone, init=args.init, scope=args.scope, ensemble=args.ensemble or 3)
+    pretrain = PretrainConfig(backbone=args.backbone, epochs=args.pretrain_epochs)
+    return Workspace(prepared, model, pretrain_config=pretrain, cache=args.cache, progress=not args.quiet, device=args.device)
+
+
+def _emit(result: dict, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(result, indent=2))
+        return
+    for key, value in result.items():
+        if isinstance(value, dict):
+            value = ", ".join(f"{k}={_short(v)}" for k, v in value.items())
+        print(f"{key:<18} {_short(value)}")
+
+
+def _short(value) -> str:
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+def cmd_pretrain(args: argparse.Namespace) -> int:
+    import time
+
+    started = time.perf_counter()
+    workspace = _workspace(args)
+    if args.init != "face":
+        raise OlvidoError(f"--init {args.init}: pretraining starts from ImageNet weights; use --init face")
+    report = {k: v for k, v in workspace.pretrain_report.items() if k != "history"}
+    path = workspace.backbone_source[0]
+    _emit({"checkpoint": path, **report, "total_seconds": round(time.perf_counter() - started, 1)}, args.json)
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    import time
+
+    from olvido.data import parse_forget
+
+    started = time.perf_counter()
+    workspace = _workspace(args)
+    if args.role == "original":
+        forget, trained = None, workspace.original(seed=args.seed)
+    else:
+        forget = parse_forget(workspace.prepared.manifest, args.forget)
+        trained = workspace.retrained(forget, seed=args.seed)
+    result = {
+        "role": args.role,
+        "seed": args.seed,
+        "manifest": workspace.prepared.manifest.hash,
+        "forget": None if forget is None else forget.summary(),
+        **workspace.evaluate(trained.model),
+        "members": trained.meta["members"],
+        "train_seconds": trained.meta["seconds"],
+        "from_cache": trained.from_cache,
+        "checkpoint": str(trained.path),
+        "log": str(trained.path.with_suffix(".log.jsonl")),
+        "total_seconds": round(time.perf_counter() - started, 1),
+    }
+    _emit(result, args.json)
+    return 0
+
+
+def _int_list(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected comma-separated integers such as 2,4,8,16") from None
+    if not values or min(values) < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected comma-separated integers >= 0")
+    return values
+
+
+def _best_epochs(text: str) -> dict[str, int]:
+    try:
+        pairs = dict(part.split("=") for part in text.split(","))
+        return {method.strip(): int(epochs) for method, epochs in pairs.items()}
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected METHOD=EPOCHS pairs such as finetune=8,random_labels=2") from None
+
+
+def _add_study_options(parser: argparse.ArgumentParser, with_scope: bool = True) -> None:
+    _add_model_options(parser, with_scope)
+    parser.add_argument("--seeds", type=_positive_int, default=3, help="runs per cell, seeds 0..N-1 (default 3)")
+    parser.add_argument("--groups", type=_int_list, default=(0, 1, 2, 3, 4), help="forget groups (default 0,1,2,3,4)")
+    parser.add_argument("--epochs", type=_int_list, default=(2, 4, 8, 16), help="epoch counts to sweep (default 2,4,8,16)")
+    parser.add_argument(
+        "--methods", default="finetune,random_labels", help="unlearning methods (default finetune,random_labels)"
+    )
+    parser.add_argument(
+        "--best-epochs", type=_best_epochs, default=None,
+        help="epochs per method for the groups and alpha experiments (default: highest mean F in the epochs sweep)",
+    )
+
+
+def _run_config(args: argparse.Namespace, scopes: tuple[str, ...]):
+    from olvido.experiments.runner import RunConfig
+    from olvido.experiments.study import StudyConfig
+    from olvido.experiments.workspace import ModelConfig
+    from olvido.models.pretrain import PretrainConfig
+
+    if any(group > 4 for group in args.groups):
+        raise OlvidoError(f"--groups {args.groups}: expected groups 0..4")
+    study = StudyConfig(
+        seeds=tuple(range(args.seeds)), groups=args.groups, epochs=args.epochs,
+        methods=tuple(m.strip() for m in args.methods.split(",") if m.strip()), best_epochs=args.best_epochs,
+    )
+    model = ModelConfig(backbone=args.backbone, init=args.init, ensemble=args.ensemble or 3)
+    ensemble_by_scope = () if args.ensemble else RunConfig.ensemble_by_scope
+    return RunConfig(scopes=scopes, study=study, model=model, pretrain=PretrainConfig(backbone=args.backbone, epochs=args.pretrain_epochs), ensemble_by_scope=ensemble_by_scope)
+
+
+def _prepared(args: argparse.Namespace):
+    from olvido.data import ProtocolConfig, prepare_dataset
+
+    config = ProtocolConfig(seed=args.data_seed, quality_filter=args.quality_filter)
+    return prepare_dataset(args.data, config, image_size=args.image_size, cache=args.cache, progress=not args.quiet)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from olvido.experiments.runner import run_all
+
+    scopes = tuple(s.strip() for s in args.scopes.split(",") if s.strip())
+    for scope in scopes:
+        if scope not in ("head", "last", "all"):
+            raise OlvidoError(f"--scopes {args.scopes}: expected a comma-separated list of head, last, all")
+    config = _run_config(args, scopes)
+    prepared = _prepared(args)
+    index, results = run_all(prepared, config, args.out, args.data or "synthetic", args.cache, not args.quiet, args.device)
+    summary = {r.scope: {"minutes": round(r.seconds / 60, 2), "best_epochs": r.best_epochs} for r in results}
+    if args.json:
+        print(json.dumps({"report": str(index), "scopes": summary}, indent=2))
+    else:
+        for scope, info in summary.items():
+            print(f"scope {scope}: {info['minutes']} min, best epochs {info['best_epochs']}")
+        print(f"report: {index}")
+    return 0
+
+
+def cmd_experiment(args: argparse.Namespace) -> int:
+    from olvido.experiments.runner import workspace_for
+    from olvido.experiments.study import Study
+
+    config = _run_config(args, (args.scope,))
+    workspace = workspace_for(_prepared(args), config, args.scope, args.cache, not args.quiet, args.device)
+    study = Study(workspace, config.study, progress=not args.quiet)
+    if args.experiment == "epochs":
+        table = study.run_epochs()
+        columns = ["method", "epochs", "seed", "utility", "test_mae", "forgetting", "F", "seconds", "time_ratio"]
+    elif args.experiment == "groups":
+        table = study.run_groups()
+        columns = ["group", "method", "epochs", "seed", "utility", "forgetting", "F", "test_mae", "seconds"]
+    else:
+        table = study.run_alpha()
+        columns = ["alpha", "method", "epochs", "seed", "forgetting"]
+    if args.json:
+        print(table[columns].to_json(orient="records", indent=2))
+    else:
+        print(table[columns].to_markdown(index=False, floatfmt=".3f") if _has_tabulate() else table[columns].to_string(index=False))
+    return 0
+
+
+def _has_tabulate() -> bool:
+    try:
+        import tabulate  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -117,6 +309,47 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_options(prepare)
     prepare.add_argument("--json", action="store_true", help="print the summary as JSON (keys in the README)")
     prepare.set_defaults(handler=cmd_data_prepare)
+
+    pretrain = commands.add_parser(
+        "pretrain",
+        help="pretrain the backbone for age on the faces the protocol left out (cached)",
+        description="Train the backbone (ImageNet weights) end to end for age regression, with a linear head, "
+        "on the ~70%% of the source that the 30%% reduction did not select: disjoint from every "
+        "train/val/test/forget sample. Cached by hash and reused by every later command.",
+    )
+    _add_model_options(pretrain)
+    pretrain.set_defaults(handler=cmd_pretrain)
+
+    train = commands.add_parser("train", help="train (or load from the cache) the original or a retrained model")
+    train_commands = train.add_subparsers(dest="role", metavar="ROLE", required=True)
+    original = train_commands.add_parser(
+        "original", help="M_O: trained on the train split, early-stopped on validation; prints test MAE"
+    )
+    retrain = train_commands.add_parser(
+        "retrain", help="M_R: trained on the retain part of train, early-stopped on the retain part of val"
+    )
+    retrain.add_argument("--forget", default="group:0", help="forget set spec, e.g. group:0 (default), random:0.1, ids:@FILE")
+    for sub in (original, retrain):
+        _add_model_options(sub)
+        sub.add_argument("--seed", type=_non_negative_int, default=0, help="training seed (default 0)")
+        sub.set_defaults(handler=cmd_train)
+
+    run = commands.add_parser(
+        "run",
+        help="the whole study: prepare, pretrain, O, every R^j, FT and RND, metrics, report",
+        description="Prepare the data, pretrain the backbone (cached), train M_O and every M_R^j, unlearn with "
+        "each method, run Experiments 1-3 over the seeds, and write the report (index.md, CSV, PNG) to --out. "
+        "Every model and cell is cached: a killed run resumes where it stopped.",
+    )
+    _add_study_options(run, with_scope=False)
+    run.add_argument("--scopes", default="head", help="comma-separated trainable scopes to study (default head; e.g. head,last)")
+    run.add_argument("--out", default="results", help="report folder (default results)")
+    run.set_defaults(handler=cmd_run)
+
+    experiment = commands.add_parser("experiment", help="one of the thesis's experiments, printed as a table")
+    experiment.add_argument("experiment", choices=["alpha", "epochs", "groups"], help="alpha (Table 3), epochs (Tables 4-7), groups (Table 8)")
+    _add_study_options(experiment)
+    experiment.set_defaults(handler=cmd_experiment)
     return parser
 
 

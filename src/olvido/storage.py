@@ -20,6 +20,8 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 CACHE_ENV = "OLVIDO_CACHE"
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 
 
 class OlvidoError(Exception):
@@ -66,6 +68,7 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; give results the usual permissions
         os.replace(tmp, target)
     finally:
         if tmp.exists():

@@ -122,11 +122,14 @@ def split_random(table: pd.DataFrame, val_fraction: float, test_fraction: float,
     return table.assign(split=split)
 
 
-def augment_balance(table: pd.DataFrame, target: int, limits: AugmentLimits, seed: int) -> pd.DataFrame:
+def augment_balance(
+    table: pd.DataFrame, target: int, limits: AugmentLimits, seed: int, first_id: int | None = None
+) -> pd.DataFrame:
     """Fill every age with fewer than ``target`` train images up to ``target`` with augmented copies.
 
     Copies cycle through a random order of the age's train images, so sources are used evenly. Each copy
-    gets a fresh id (after the largest existing one), ``split='train'``, ``source_id`` = its original and
+    gets a fresh id from ``first_id`` on (pass the source's size, so no copy shares an id with any source
+    image; default: after the table's largest id), ``split='train'``, ``source_id`` = its original and
     its affine parameters. Ages at or above ``target`` and the val/test splits are untouched.
     """
     rng = _rng(seed, _STEP_AUGMENT)
@@ -147,7 +150,7 @@ def augment_balance(table: pd.DataFrame, target: int, limits: AugmentLimits, see
     if not copies:
         return out
     copies = pd.concat(copies, ignore_index=True)
-    next_id = int(table["id"].max()) + 1
+    next_id = int(table["id"].max()) + 1 if first_id is None else first_id
     copies["id"] = np.arange(next_id, next_id + len(copies))
     rank = copies.groupby("source_id").cumcount()
     copies["file"] = copies["file"] + "#aug" + rank.astype(str)
@@ -183,7 +186,7 @@ def run_protocol(faces_table: pd.DataFrame, images: np.ndarray, config: Protocol
             f"{config.reduce_fraction:.0%} reduction, none left in ages {config.age_min}-{config.age_max}"
         )
     split = split_random(filtered, config.val_fraction, config.test_fraction, config.seed)
-    table = augment_balance(split, config.balance_target, config.augment, config.seed)
+    table = augment_balance(split, config.balance_target, config.augment, config.seed, first_id=len(faces_table))
     table["forget_group"] = forget_group_of(table["age"])
     table = table.sort_values("id", kind="stable").reset_index(drop=True)
     originals = table["source_id"] == NOT_AUGMENTED

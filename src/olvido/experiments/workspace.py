@@ -1,0 +1,248 @@
+"""A workspace binds a prepared dataset to a model recipe and trains, caches and loads its models.
+
+It owns the expensive shared state, built once and cached on disk: the (face-pretrained) backbone, the
+frozen part's outputs for every manifest row, and every trained model, keyed by the hash of (manifest,
+backbone, model and fit configs, forget set, seed). Asking for a model again loads it; nothing is trained
+twice.
+
+    ws = Workspace(prepared)                      # head scope, MobileNetV2 pretrained on left-out faces
+    original = ws.original(seed=0)                # M_O: ensemble of 3, trained on train, early-stopped on val
+    forget = parse_forget(prepared.manifest, "group:0")
+    retrained = ws.retrained(forget, seed=0)      # M_R^0: trained on retain-train, early-stopped on retain-val
+    ws.evaluate(original.model)                   # test MAE overall and per age group
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from dataclasses import asdict, dataclass, field, replace
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from olvido.checkpoint import load_checkpoint, save_checkpoint
+from olvido.data.forget import ForgetSplit
+from olvido.data.manifest import PreparedData
+from olvido.data.protocol import FORGET_GROUPS
+from olvido.models.backbones import SCOPES, build_backbone, split_for_scope
+from olvido.models.ensemble import Ensemble, member_seed
+from olvido.models.features import cached_features
+from olvido.models.heads import AgeRegressor, ThesisHead
+from olvido.models.pretrain import PretrainConfig, pretrain_backbone
+from olvido.storage import OlvidoError, cache_dir, file_sha256, stable_hash
+from olvido.training import ArrayDataset, FitConfig, fit, predict
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The model recipe. ``init``: ``face`` (ImageNet, then face-pretrained on the left-out pool),
+    ``imagenet``, ``none`` or a checkpoint path. ``ensemble``: members averaged (the thesis uses 3)."""
+
+    backbone: str = "mobilenet_v2"
+    init: str = "face"
+    scope: str = "head"
+    age_scale: float = 60.0
+    ensemble: int = 3
+
+    def __post_init__(self) -> None:
+        if self.scope not in SCOPES:
+            raise OlvidoError(f"scope {self.scope!r}: expected one of {', '.join(SCOPES)}")
+        if self.ensemble < 1:
+            raise OlvidoError(f"ensemble {self.ensemble}: expected at least 1 member")
+
+
+# Fit recipes per scope. The thesis used Adam lr 1e-5, batch 32, patience 15 on the whole ResNet50. A head
+# alone on frozen features learns well at lr 1e-3 with batch 256 and patience 10: measured on UTKFace,
+# M_O test MAE 5.47 in 25 s for M_O + M_R^0 where batch 64 gave 5.59 in 64 s (CPU time is dominated by
+# per-step costs). Training the last stage at 3e-4 keeps the pretrained weights from being washed out.
+DEFAULT_FIT = {
+    "head": FitConfig(epochs=200, batch_size=256, lr=1e-3, patience=10),
+    "last": FitConfig(epochs=40, batch_size=64, lr=3e-4, patience=5),
+    "all": FitConfig(epochs=40, batch_size=32, lr=1e-4, patience=5),
+}
+
+
+@dataclass
+class TrainedModel:
+    model: nn.Module
+    meta: dict
+    path: Path
+    from_cache: bool
+
+
+@dataclass
+class Workspace:
+    prepared: PreparedData
+    model_config: ModelConfig = field(default_factory=ModelConfig)
+    fit_config: FitConfig | None = None
+    pretrain_config: PretrainConfig | None = None
+    cache: str | os.PathLike | None = None
+    progress: bool = True
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.fit_config is None:
+            self.fit_config = DEFAULT_FIT[self.model_config.scope]
+        if self.pretrain_config is None:
+            self.pretrain_config = PretrainConfig(backbone=self.model_config.backbone)
+        self.cache = cache_dir(self.cache)
+        table = self.prepared.manifest.table
+        self._row = {int(i): r for r, i in enumerate(table["id"].to_numpy())}
+        self._ages = table["age"].to_numpy().astype(np.float32)
+
+    # -- backbone and features -------------------------------------------------------------------
+    @cached_property
+    def backbone_source(self) -> tuple[str, str, dict | None]:
+        """``(weights argument for build_backbone, identity for cache keys, pretraining report)``."""
+        init = self.model_config.init
+        if init == "face":
+            path, report = pretrain_backbone(
+                self.prepared.faces, self.prepared.manifest, self.pretrain_config, self.cache, self.progress, self.device
+            )
+            return str(path), "face:" + path.stem.rsplit("-", 1)[-1], report
+        if init == "none" or init.startswith("imagenet"):
+            return init, init, None
+        return init, "file:" + file_sha256(init), None
+
+    @property
+    def pretrain_report(self) -> dict | None:
+        return self.backbone_source[2]
+
+    @cached_property
+    def parts(self) -> tuple[nn.Module, nn.Module, int]:
+        """``(frozen, trainable body template, feature width)``; the backbone is seeded for ``init=none``."""
+        torch.manual_seed(0)
+        backbone = build_backbone(self.model_config.backbone, self.backbone_source[0])
+        frozen, body = split_for_scope(backbone, self.model_config.scope)
+        for parameter in frozen.parameters():
+            parameter.requires_grad_(False)
+        return frozen, body, backbone.feature_dim
+
+    @property
+    def architecture(self) -> dict:
+        config = self.model_config
+        return {
+            "backbone": config.backbone,
+            "weights": self.backbone_source[1],
+            "scope": config.scope,
+            "head": "thesis",
+            "age_scale": config.age_scale,
+            "ensemble": config.ensemble,
+            "image_size": self.prepared.faces.image_size,
+        }
+
+    @cached_property
+    def inputs(self) -> torch.Tensor:
+        """The trainable part's input for every manifest row, in row order."""
+        images = self.prepared.images()
+        if self.model_config.scope == "all":
+            return torch.from_numpy(images)
+        key = stable_hash({"manifest": self.prepared.manifest.hash, "architecture": self.architecture})
+        return cached_features(
+            f"{self.model_config.scope}-{key}", self.parts[0], images, self.cache, self.device, self.progress
+        )
+
+    def rows(self, ids: np.ndarray) -> np.ndarray:
+        try:
+            return np.array([self._row[int(i)] for i in ids], dtype=np.int64)
+        except KeyError as error:
+            raise OlvidoError(f"id {error.args[0]} is not in manifest {self.prepared.manifest.hash}") from None
+
+    def ages(self, ids: np.ndarray) -> np.ndarray:
+        return self._ages[self.rows(ids)]
+
+    def dataset(self, ids: np.ndarray, targets: np.ndarray | None = None) -> ArrayDataset:
+        rows = self.rows(ids)
+        return ArrayDataset(self.inputs[rows], self._ages[rows] if targets is None else targets, np.asarray(ids))
+
+    def split_ids(self, split: str) -> np.ndarray:
+        return self.prepared.manifest.rows(split)["id"].to_numpy()
+
+    # -- models ----------------------------------------------------------------------------------
+    def new_member(self, seed: int) -> AgeRegressor:
+        """A fresh trainable model: the scope's pretrained body and a head initialised from ``seed``."""
+        _, body, width = self.parts
+        torch.manual_seed(seed)
+        return AgeRegressor(copy.deepcopy(body), ThesisHead(width, self.model_config.age_scale))
+
+    def new_model(self, seed: int) -> Ensemble:
+        return Ensemble([self.new_member(member_seed(seed, m)) for m in range(self.model_config.ensemble)])
+
+    def deployable(self, model: nn.Module) -> nn.Module:
+        """The model on images ([0, 1] float NCHW): frozen part then trained part."""
+        return nn.Sequential(copy.deepcopy(self.parts[0]), model)
+
+    def _model_path(self, key: str) -> Path:
+        return self.cache / "models" / f"{key}.pt"
+
+    def train(
+        self,
+        train_ids: np.ndarray,
+        val_ids: np.ndarray,
+        seed: int,
+        forget: ForgetSplit | None = None,
+        role: str = "original",
+    ) -> TrainedModel:
+        """Train (or load) an ensemble on ``train_ids``, early-stopped on ``val_ids``."""
+        fit_config = replace(self.fit_config, device=self.device, progress=self.progress)
+        identity = {
+            "kind": "age-model",
+            "manifest": self.prepared.manifest.hash,
+            "architecture": self.architecture,
+            "forget": None if forget is None else forget.key,
+            "fit": fit_config.to_dict(),
+            "seed": seed,
+            "data": stable_hash([np.sort(train_ids).tolist(), np.sort(val_ids).tolist()]),
+        }
+        path = self._model_path(stable_hash(identity))
+        if path.exists():
+            return self.load(path, identity)
+        train, val = self.dataset(train_ids), self.dataset(val_ids)
+        members, reports = [], []
+        log_path = path.with_suffix(".log.jsonl")
+        for m in range(self.model_config.ensemble):
+            member = self.new_member(member_seed(seed, m))
+            config = replace(fit_config, seed=member_seed(seed, m))
+            result = fit(member, train, val, config, log_path=log_path, description=f"{role} seed {seed} member {m}")
+            members.append(member.cpu())
+            reports.append({"best_epoch": result.best_epoch, "best_val_mae": result.best_val_mae, "seconds": round(result.seconds, 2), "epochs": len(result.history)})
+        model = Ensemble(members)
+        meta = {**identity, "role": role, "forget_spec": None if forget is None else forget.spec, "members": reports,
+                "seconds": round(sum(r["seconds"] for r in reports), 2), "train_size": len(train_ids), "val_size": len(val_ids)}
+        save_checkpoint(path, model.state_dict(), meta)
+        return TrainedModel(model.eval(), meta, path, from_cache=False)
+
+    def load(self, path: str | os.PathLike, expect: dict | None = None) -> TrainedModel:
+        """Load a model checkpoint made by this workspace's recipe; any other manifest or architecture fails."""
+        expect = {"manifest": self.prepared.manifest.hash, "architecture": self.architecture, **(expect or {})}
+        state, meta = load_checkpoint(path, expect=expect)
+        model = self.new_model(seed=0)
+        model.load_state_dict(state)
+        return TrainedModel(model.eval(), meta, Path(path), from_cache=True)
+
+    def original(self, seed: int = 0) -> TrainedModel:
+        """M_O: trained on the train split (originals + augmented copies), early-stopped on val."""
+        return self.train(self.split_ids("train"), self.split_ids("val"), seed, role="original")
+
+    def retrained(self, forget: ForgetSplit, seed: int = 0) -> TrainedModel:
+        """M_R: trained from the same starting point on retain-train only, early-stopped on retain-val."""
+        return self.train(forget.retain_train, forget.retain_val, seed, forget=forget, role="retrained")
+
+    # -- evaluation --------------------------------------------------------------------------------
+    def predict(self, model: nn.Module, ids: np.ndarray) -> np.ndarray:
+        return predict(model, self.dataset(ids), device=self.device)
+
+    def evaluate(self, model: nn.Module) -> dict:
+        """Test MAE overall and per forget age group."""
+        test = self.split_ids("test")
+        errors = np.abs(self.predict(model, test) - self.ages(test))
+        groups = self.prepared.manifest.table.set_index("id").loc[test, "forget_group"].to_numpy()
+        per_group = {
+            f"{low}-{high}": float(errors[groups == j].mean()) if (groups == j).any() else None
+            for j, (low, high) in enumerate(FORGET_GROUPS)
+        }
+        return {"test_mae": float(errors.mean()), "test_mae_by_group": per_group, "test_size": len(test)}
