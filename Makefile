@@ -24,6 +24,7 @@ test: $(BIN)/.installed
 
 bench: $(BIN)/.installed
 	$(BIN)/python bench/bench_prepare.py --data $(UTKFACE)
+	$(BIN)/python bench/bench_models.py --data $(UTKFACE)
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -279,6 +279,63 @@ def cmd_experiment(args: argparse.Namespace) -> int:
     return 0
 
 
+VERDICT_COLUMNS = (
+    "model", "epochs", "test_mae", "utility", "forgetting", "F", "mia_logistic_acc", "mia_logistic_acc_retrained",
+    "mia_svc_acc", "mia_svc_acc_retrained", "lira_auc", "lira_auc_retrained", "wasserstein", "relearn_epochs",
+    "relearn_epochs_retrained", "forget_score_prediction", "forget_score_neg_abs_error", "final_score_prediction", "seconds",
+)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    import time
+
+    from olvido.data import parse_forget
+    from olvido.experiments.verdicts import VerdictConfig, Verdicts, feature_injection, interclass_confusion
+
+    started = time.perf_counter()
+    workspace = _workspace(args)
+    split = parse_forget(workspace.prepared.manifest, args.forget)
+    methods = {m.strip(): (args.best_epochs or {}).get(m.strip()) for m in args.methods.split(",") if m.strip()}
+    config = VerdictConfig(k=args.k, shadows=args.shadows, seed=args.seed)
+    verdicts = Verdicts(workspace, split, config)
+    if args.model:
+        reference, original = verdicts.retrained(0), verdicts.original(0)
+        model = verdicts.ws.load(args.model).model
+        rows = [{"model": args.model, "epochs": None, "seconds": None, **verdicts.measure(model, reference, original)}]
+    else:
+        rows = verdicts.evaluate(methods)
+    from dataclasses import asdict
+
+    result = {"forget": split.summary(), "nonmembers": len(verdicts.nonmembers), "config": asdict(config), "rows": rows}
+    tests = {t.strip() for t in args.tests.split(",") if t.strip()}
+    if "ic" in tests:
+        result["interclass_confusion"] = interclass_confusion(workspace, methods=methods, seed=args.seed)
+    if "fi" in tests:
+        result["feature_injection"] = feature_injection(workspace, split, methods=methods, seed=args.seed)
+    result["seconds"] = round(time.perf_counter() - started, 1)
+    if args.json:
+        print(json.dumps(result, indent=2, default=float))
+        return 0
+    print(f"forget set {split.spec}: {len(split.forget)} images; non-members: {len(verdicts.nonmembers)} test images")
+    print(_markdown([{k: row.get(k) for k in VERDICT_COLUMNS if k in row} for row in rows]))
+    for name in ("interclass_confusion", "feature_injection"):
+        if name in result:
+            print(f"\n{name.replace('_', ' ')}:")
+            print(_markdown(result[name]))
+    print(f"\n{result['seconds']} s")
+    return 0
+
+
+def _markdown(rows: list[dict]) -> str:
+    if not rows:
+        return "(no rows)"
+    header = list(rows[0])
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in rows:
+        lines.append("| " + " | ".join(_short(row.get(k)) if not isinstance(row.get(k), float) else f"{row[k]:.3f}" for k in header) + " |")
+    return "\n".join(lines)
+
+
 def _has_tabulate() -> bool:
     try:
         import tabulate  # noqa: F401
@@ -350,6 +407,24 @@ def build_parser() -> argparse.ArgumentParser:
     experiment.add_argument("experiment", choices=["alpha", "epochs", "groups"], help="alpha (Table 3), epochs (Tables 4-7), groups (Table 8)")
     _add_study_options(experiment)
     experiment.set_defaults(handler=cmd_experiment)
+
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="verdicts against retraining: thesis metric, MIA, LiRA, NeurIPS epsilon score, distances, relearn time",
+        description="Evaluate the original model, each unlearning method and a second retrained model (the "
+        "perfect-forget sanity row) against the retrained reference on one forget set. With --model, "
+        "evaluate that checkpoint instead (single-model verdicts only).",
+    )
+    _add_model_options(evaluate)
+    evaluate.add_argument("--forget", default="group:0", help="forget set spec (default group:0)")
+    evaluate.add_argument("--methods", default="finetune,random_labels", help="methods to evaluate (default finetune,random_labels)")
+    evaluate.add_argument("--best-epochs", type=_best_epochs, default=None, help="epochs per method, e.g. finetune=8 (default: each method's default)")
+    evaluate.add_argument("--k", type=_non_negative_int, default=32, help="models per side for the NeurIPS score (default 32; 0 skips)")
+    evaluate.add_argument("--shadows", type=_non_negative_int, default=16, help="LiRA shadow models (default 16; 0 skips)")
+    evaluate.add_argument("--tests", default="", help="extra tests: ic (interclass confusion), fi (feature injection), e.g. ic,fi")
+    evaluate.add_argument("--model", default=None, help="evaluate this model checkpoint instead of O and the methods")
+    evaluate.add_argument("--seed", type=_non_negative_int, default=0, help="seed (default 0)")
+    evaluate.set_defaults(handler=cmd_evaluate)
     return parser
 
 

@@ -175,10 +175,12 @@ def fit(
     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = l1_loss,
     log_path: str | Path | None = None,
     description: str = "training",
+    stop_when: Callable[[nn.Module, int], bool] | None = None,
 ) -> FitResult:
     """Train ``model`` in place with Adam on ``loss_fn``; early-stop on validation MAE when ``patience``.
 
     With early stopping the weights of the best validation epoch are restored before returning.
+    ``stop_when(model, epoch)``, checked after every epoch, ends training early when it returns True.
     """
     config = config or FitConfig()
     if config.patience is not None and val is None:
@@ -218,6 +220,8 @@ def fit(
             if log:
                 log.write(json.dumps({"run": description, **record}) + "\n")
             bar.set_postfix({k: round(v, 3) for k, v in record.items() if k in ("train_loss", "val_mae")})
+            if stop_when is not None and stop_when(model, epoch):
+                break
             if config.patience is None or val_loader is None:
                 continue
             if result.best_val_mae is None or record["val_mae"] < result.best_val_mae:

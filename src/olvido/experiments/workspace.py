@@ -186,8 +186,11 @@ class Workspace:
         seed: int,
         forget: ForgetSplit | None = None,
         role: str = "original",
+        relabel: dict[int, float] | None = None,
     ) -> TrainedModel:
-        """Train (or load) an ensemble on ``train_ids``, early-stopped on ``val_ids``."""
+        """Train (or load) an ensemble on ``train_ids``, early-stopped on ``val_ids``.
+
+        ``relabel`` replaces the training label of some ids (the interclass-confusion test)."""
         fit_config = replace(self.fit_config, device=self.device, progress=self.progress)
         identity = {
             "kind": "age-model",
@@ -198,10 +201,15 @@ class Workspace:
             "seed": seed,
             "data": stable_hash([np.sort(train_ids).tolist(), np.sort(val_ids).tolist()]),
         }
+        if relabel:
+            identity["relabel"] = stable_hash(sorted((int(k), float(v)) for k, v in relabel.items()))
         path = self._model_path(stable_hash(identity))
         if path.exists():
             return self.load(path, identity)
-        train, val = self.dataset(train_ids), self.dataset(val_ids)
+        targets = None
+        if relabel:
+            targets = np.array([relabel.get(int(i), age) for i, age in zip(train_ids, self.ages(train_ids))], dtype=np.float32)
+        train, val = self.dataset(train_ids, targets), self.dataset(val_ids)
         members, reports = [], []
         log_path = path.with_suffix(".log.jsonl")
         for m in range(self.model_config.ensemble):

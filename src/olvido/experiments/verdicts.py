@@ -1,0 +1,335 @@
+"""Trustworthy verdicts: does an unlearned model look like retraining to an attacker?
+
+For one forget set and one recipe, ``Verdicts`` evaluates the original model (O), unlearning methods
+applied to it, and a second retrained model (the "perfect forget" sanity row), each against the retrained
+reference R:
+
+- the thesis metric (utility, Forgetting at alpha 15, F);
+- membership inference: logistic and SVC population attacks (forget vs non-member test samples of the
+  same ages) for the model AND for R, with the gap; a LiRA-style likelihood-ratio attack with shadow
+  models trained with and without each example;
+- distances to R on the forget set: Wasserstein, mean |prediction difference|; relearn time (epochs of
+  fine-tuning on the forget set until its MAE is within 5% of O's, as in AIN) and its ratio to R's;
+- the NeurIPS 2023 forget score over K models per side: K unlearning runs from ONE original with K seeds
+  (as the challenge ran its unlearning 512 times from one trained model) versus K retrained models
+  (seeds 0..K-1); O's own row uses K originals. Scalars: the prediction (the regression analogue of the
+  logit-scaled confidence) and -|error|; the final score multiplies by the MAE ratios.
+
+All models here are single networks (ensemble of 1): the K models, the shadows and the evaluated models
+are then alike, so no attack is helped or hurt by comparing an average of three with one network.
+
+``interclass_confusion`` and ``feature_injection`` are the thesis's remaining tests, adapted to regression.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass, replace
+from functools import cached_property
+
+import numpy as np
+import torch
+from torch import nn
+
+from olvido.data.forget import ForgetSplit, split_forget
+from olvido.data.protocol import FORGET_GROUPS
+from olvido.experiments.workspace import ModelConfig, Workspace
+from olvido.methods import get_method, unlearn
+from olvido.metrics import f_score, forgetting, mean_absolute_error, utility
+from olvido.metrics.distances import mean_prediction_difference, prediction_wasserstein
+from olvido.metrics.epsilon import final_score, forget_score
+from olvido.metrics.mia import attack_features, likelihood_ratio_scores, population_attack, score_attack
+from olvido.storage import OlvidoError
+from olvido.training import ArrayDataset, FitConfig, fit
+
+ORIGINAL, RETRAINED_OTHER_SEED = "original", "retrained (another seed)"
+
+
+@dataclass(frozen=True)
+class VerdictConfig:
+    k: int = 32  # models per side for the NeurIPS score; 0 skips it
+    shadows: int = 16  # LiRA shadow models; 0 skips the attack
+    folds: int = 5
+    alpha: float = 15.0
+    relearn_max_epochs: int = 50
+    relearn_tolerance: float = 1.05
+    seed: int = 0
+
+
+class Verdicts:
+    def __init__(self, workspace: Workspace, split: ForgetSplit, config: VerdictConfig = VerdictConfig(), progress: bool = False):
+        self.base = workspace
+        self.ws = Workspace(
+            workspace.prepared, replace(workspace.model_config, ensemble=1), fit_config=workspace.fit_config,
+            pretrain_config=workspace.pretrain_config, cache=workspace.cache, progress=False, device=workspace.device,
+        )
+        self.split = split
+        self.config = config
+        self.progress = progress
+
+    # -- data -----------------------------------------------------------------------------------------
+    @cached_property
+    def nonmembers(self) -> np.ndarray:
+        """Test samples drawn like the forget set: the same age group for group forget sets."""
+        test = self.split.test
+        if self.split.spec.startswith("group:"):
+            low, high = FORGET_GROUPS[int(self.split.spec.split(":")[1])]
+            ages = self.ws.ages(test)
+            return test[(ages >= low) & (ages <= high)]
+        return test
+
+    def _predict(self, model: nn.Module, ids: np.ndarray) -> np.ndarray:
+        return self.ws.predict(model, ids)
+
+    def _unlearn_config(self, method: str, epochs: int | None, seed: int):
+        spec = get_method(method)
+        recipe = self.ws.fit_config
+        config = spec.config_class(lr=recipe.lr, batch_size=recipe.batch_size, seed=seed, device=self.ws.device)
+        return replace(config, epochs=epochs) if epochs else config
+
+    def _unlearned(self, original: nn.Module, method: str, epochs: int | None, seed: int) -> tuple[nn.Module, float]:
+        split = self.split
+        result = unlearn(
+            method, original, self.ws.dataset(split.retain_train), self.ws.dataset(split.forget),
+            self.ws.dataset(split.retain_val), self._unlearn_config(method, epochs, seed),
+        )
+        return result.model, result.seconds
+
+    # -- reference models -----------------------------------------------------------------------------
+    def original(self, seed: int = 0) -> nn.Module:
+        return self.ws.original(seed).model
+
+    def retrained(self, seed: int = 0) -> nn.Module:
+        return self.ws.retrained(self.split, seed).model
+
+    @cached_property
+    def _shadow_runs(self) -> tuple[list[nn.Module], np.ndarray, np.ndarray]:
+        """Shadow models, each trained on retain-train + a random half of (forget + non-members)."""
+        pool = np.concatenate([self.split.forget, self.nonmembers])
+        rng = np.random.default_rng([self.config.seed, 31])
+        models, membership = [], []
+        for index in range(self.config.shadows):
+            chosen = rng.random(len(pool)) < 0.5
+            train_ids = np.concatenate([self.split.retain_train, pool[chosen]])
+            models.append(self.ws.train(train_ids, self.split.retain_val, seed=500 + index, role="shadow").model)
+            membership.append(chosen)
+        return models, pool, np.array(membership)
+
+    def _lira(self, model: nn.Module) -> dict:
+        shadows, pool, membership = self._shadow_runs
+        shadow_scores = np.stack([self._predict(s, pool) for s in shadows])
+        scores = likelihood_ratio_scores(self._predict(model, pool), shadow_scores, membership)
+        n_forget = len(self.split.forget)
+        return score_attack(scores[:n_forget], scores[n_forget:])
+
+    # -- single-model measures ------------------------------------------------------------------------
+    def _relearn_epochs(self, model: nn.Module, target_mae: float) -> int | None:
+        forget = self.ws.dataset(self.split.forget)
+        ages = self.ws.ages(self.split.forget)
+        if mean_absolute_error(ages, self._predict(model, self.split.forget)) <= target_mae:
+            return 0
+        clone = copy.deepcopy(model)
+        recipe = self.ws.fit_config
+        reached = {}
+
+        def done(current: nn.Module, epoch: int) -> bool:
+            if mean_absolute_error(ages, self._predict(current, self.split.forget)) <= target_mae:
+                reached["epoch"] = epoch
+                return True
+            return False
+
+        fit(clone, forget, None, FitConfig(epochs=self.config.relearn_max_epochs, batch_size=recipe.batch_size, lr=recipe.lr,
+                                          patience=None, seed=self.config.seed, device=self.ws.device), stop_when=done)
+        return reached.get("epoch")
+
+    def measure(self, model: nn.Module, reference: nn.Module, original: nn.Module) -> dict:
+        """Every single-model verdict of ``model`` against ``reference`` (R)."""
+        split, ws, config = self.split, self.ws, self.config
+        ages = {name: ws.ages(ids) for name, ids in (("test", split.test), ("forget", split.forget), ("non", self.nonmembers))}
+        pred = {name: self._predict(model, ids) for name, ids in (("test", split.test), ("forget", split.forget), ("non", self.nonmembers))}
+        ref = {name: self._predict(reference, ids) for name, ids in (("test", split.test), ("forget", split.forget), ("non", self.nonmembers))}
+        test_mae, ref_test_mae = mean_absolute_error(ages["test"], pred["test"]), mean_absolute_error(ages["test"], ref["test"])
+        row = {
+            "test_mae": test_mae,
+            "forget_mae": mean_absolute_error(ages["forget"], pred["forget"]),
+            "utility": utility(ref_test_mae, test_mae),
+            "forgetting": forgetting(ages["forget"], pred["forget"], ref["forget"], config.alpha),
+        }
+        row["F"] = f_score(row["utility"], row["forgetting"])
+        for attacker in ("logistic", "svc"):
+            attack = population_attack(attack_features(ages["forget"], pred["forget"]), attack_features(ages["non"], pred["non"]), attacker, config.folds, config.seed)
+            baseline = population_attack(attack_features(ages["forget"], ref["forget"]), attack_features(ages["non"], ref["non"]), attacker, config.folds, config.seed)
+            row[f"mia_{attacker}_acc"] = attack["accuracy"]
+            row[f"mia_{attacker}_auc"] = attack["auc"]
+            row[f"mia_{attacker}_acc_retrained"] = baseline["accuracy"]
+            row[f"mia_{attacker}_gap"] = attack["accuracy"] - baseline["accuracy"]
+        if config.shadows:
+            lira, lira_reference = self._lira(model), self._lira(reference)
+            row["lira_auc"], row["lira_auc_retrained"] = lira["auc"], lira_reference["auc"]
+            row["lira_tpr_at_1pct_fpr"] = lira["tpr_at_0.01_fpr"]
+        row["wasserstein"] = prediction_wasserstein(pred["forget"], ref["forget"])
+        row["mean_prediction_difference"] = mean_prediction_difference(pred["forget"], ref["forget"])
+        target = config.relearn_tolerance * mean_absolute_error(ages["forget"], self._predict(original, split.forget))
+        relearn, relearn_reference = self._relearn_epochs(model, target), self._relearn_epochs(reference, target)
+        row["relearn_epochs"], row["relearn_epochs_retrained"] = relearn, relearn_reference
+        row["ain"] = (relearn / relearn_reference) if relearn is not None and relearn_reference else None
+        return row
+
+    # -- the NeurIPS score ----------------------------------------------------------------------------
+    def _scores(self, models: list[nn.Module]) -> dict[str, np.ndarray]:
+        ages = self.ws.ages(self.split.forget)
+        predictions = np.stack([self._predict(m, self.split.forget) for m in models])
+        return {"prediction": predictions, "neg_abs_error": -np.abs(predictions - ages)}
+
+    @cached_property
+    def _retrained_k(self) -> tuple[list[nn.Module], dict]:
+        models = [self.retrained(seed) for seed in range(self.config.k)]
+        return models, self._scores(models)
+
+    def neurips_score(self, models: list[nn.Module]) -> dict:
+        retrained, retrained_scores = self._retrained_k
+        scores = self._scores(models)
+        split = self.split
+        mae = lambda ms, ids: [mean_absolute_error(self.ws.ages(ids), self._predict(m, ids)) for m in ms]  # noqa: E731
+        retain_ids = np.concatenate([split.retain_train, split.retain_val])
+        retain_u, retain_r = mae(models, retain_ids), mae(retrained, retain_ids)
+        test_u, test_r = mae(models, split.test), mae(retrained, split.test)
+        row = {}
+        for scalar in ("prediction", "neg_abs_error"):
+            score, epsilons = forget_score(scores[scalar], retrained_scores[scalar])
+            row[f"forget_score_{scalar}"] = score
+            row[f"mean_epsilon_{scalar}"] = float(np.mean(epsilons))
+            row[f"final_score_{scalar}"] = final_score(score, retain_u, retain_r, test_u, test_r)
+        return row
+
+    # -- the whole table ------------------------------------------------------------------------------
+    def evaluate(self, methods: dict[str, int | None]) -> list[dict]:
+        """Rows for O, each ``method`` (name -> epochs, None for its default) and R of another seed."""
+        reference, original = self.retrained(0), self.original(0)
+        rows = []
+        started = time.perf_counter()
+        candidates = [(ORIGINAL, None), *methods.items(), (RETRAINED_OTHER_SEED, None)]
+        for name, epochs in candidates:
+            began = time.perf_counter()
+            if name == ORIGINAL:
+                model, seconds = original, self.ws.original(0).meta["seconds"]
+            elif name == RETRAINED_OTHER_SEED:
+                model, seconds = self.retrained(1), self.ws.retrained(self.split, 1).meta["seconds"]
+            else:
+                model, seconds = self._unlearned(original, name, epochs, seed=0)
+            row = {"model": name, "epochs": epochs, "seconds": round(seconds, 3), **self.measure(model, reference, original)}
+            if self.config.k:
+                if name == ORIGINAL:
+                    k_models = [self.original(seed) for seed in range(self.config.k)]
+                elif name == RETRAINED_OTHER_SEED:  # K retrained models of other seeds than the reference K
+                    k_models = [self.retrained(self.config.k + seed) for seed in range(self.config.k)]
+                else:
+                    k_models = [self._unlearned(original, name, epochs, seed)[0] for seed in range(self.config.k)]
+                row.update(self.neurips_score(k_models))
+            row["evaluation_seconds"] = round(time.perf_counter() - began, 1)
+            rows.append(row)
+        for row in rows:
+            row["total_seconds"] = round(time.perf_counter() - started, 1)
+        return rows
+
+
+def interclass_confusion(workspace: Workspace, groups: tuple[int, int] = (0, 4), per_group: int = 100,
+                         methods: dict[str, int | None] | None = None, seed: int = 0) -> list[dict]:
+    """The interclass-confusion test (Goel et al.), for ages: swap the labels of ``per_group`` train
+    images of two age groups (each age mapped to the same position in the other group), train O on the
+    confused data, forget exactly those images, and measure how much confusion is left.
+
+    Confusion of a model on the swapped images = mean of ``(prediction - true) / (swapped - true)``,
+    clipped to [0, 1]: 0 = predicts the true age, 1 = predicts the swapped label.
+    """
+    ws = Workspace(workspace.prepared, replace(workspace.model_config, ensemble=1), fit_config=workspace.fit_config,
+                   pretrain_config=workspace.pretrain_config, cache=workspace.cache, progress=False, device=workspace.device)
+    table = ws.prepared.manifest.table
+    rng = np.random.default_rng([seed, 41])
+    (low_a, high_a), (low_b, high_b) = FORGET_GROUPS[groups[0]], FORGET_GROUPS[groups[1]]
+    train_originals = table[(table["split"] == "train") & (table["source_id"] == -1)]
+    chosen, relabel = [], {}
+    for (low, high), (other_low, other_high) in (((low_a, high_a), (low_b, high_b)), ((low_b, high_b), (low_a, high_a))):
+        candidates = train_originals[train_originals["age"].between(low, high)]
+        if len(candidates) < per_group:
+            raise OlvidoError(f"interclass confusion: only {len(candidates)} train images aged {low}-{high}, need {per_group}")
+        picked = candidates.sample(per_group, random_state=int(rng.integers(1 << 31)))
+        for sample_id, age in zip(picked["id"], picked["age"]):
+            relabel[int(sample_id)] = float(min(other_low + (age - low), other_high))
+        chosen.append(picked["id"].to_numpy())
+    confused = np.concatenate(chosen)
+    split = split_forget(ws.prepared.manifest, confused, f"ic:{groups[0]}-{groups[1]}:{per_group}:{seed}")
+    # The confused copies of augmented images keep the swap too (they are derived data of the same image).
+    copies = table[table["source_id"].isin(confused)]
+    for copy_id, source in zip(copies["id"], copies["source_id"]):
+        relabel[int(copy_id)] = relabel[int(source)]
+    original = ws.train(ws.split_ids("train"), ws.split_ids("val"), seed, role="ic-original", relabel=relabel).model
+    retrained = ws.train(split.retain_train, split.retain_val, seed, forget=split, role="ic-retrained").model
+    true_age = ws.ages(confused)
+    swapped = np.array([relabel[int(i)] for i in confused])
+
+    def confusion(model: nn.Module) -> float:
+        pull = (ws.predict(model, confused) - true_age) / (swapped - true_age)
+        return float(np.clip(pull, 0, 1).mean())
+
+    rows = [{"model": "original (trained on swapped labels)", "confusion": confusion(original)},
+            {"model": "retrained", "confusion": confusion(retrained)}]
+    for method, epochs in (methods or {"finetune": None, "random_labels": None}).items():
+        spec = get_method(method)
+        config = spec.config_class(lr=ws.fit_config.lr, batch_size=ws.fit_config.batch_size, seed=seed, device=ws.device)
+        config = replace(config, epochs=epochs) if epochs else config
+        # the forget set as the original saw it: with its swapped labels
+        forget_targets = np.array([relabel[int(i)] for i in split.forget], dtype=np.float32)
+        model = unlearn(method, original, ws.dataset(split.retain_train), ws.dataset(split.forget, forget_targets),
+                        ws.dataset(split.retain_val), config).model
+        rows.append({"model": method, "confusion": confusion(model)})
+    return rows
+
+
+def feature_injection(workspace: Workspace, split: ForgetSplit, methods: dict[str, int | None] | None = None,
+                      seed: int = 0, epochs: int = 30) -> list[dict]:
+    """The feature-injection test (Izzo et al.) on a linear head: append one feature that equals the
+    standardised label on forget samples and 0 elsewhere, train O (it leans on the feature), then unlearn.
+    A method that truly forgets drives the feature's weight back to R's (which never sees it non-zero).
+    O is trained on retain-train + forget, R on retain-train, both from a zero weight for the feature.
+    Needs fixed feature vectors: the ``head`` scope."""
+    ws = workspace
+    if ws.model_config.scope != "head":
+        raise OlvidoError(f"feature injection needs the head scope (fixed embeddings), not {ws.model_config.scope!r}")
+    forgotten = set(split.forget.tolist())
+
+    def dataset(ids: np.ndarray, targets: np.ndarray | None = None) -> ArrayDataset:
+        ages = ws.ages(ids)
+        injected = np.array([(age - 40.0) / 10.0 if int(i) in forgotten else 0.0 for i, age in zip(ids, ages)], dtype=np.float32)
+        inputs = torch.cat([ws.inputs[ws.rows(ids)], torch.from_numpy(injected)[:, None]], dim=1)
+        return ArrayDataset(inputs, ages if targets is None else targets, ids)
+
+    def linear(seed_: int) -> nn.Module:
+        torch.manual_seed(seed_)
+        layer = nn.Linear(ws.inputs.shape[1] + 1, 1)
+        nn.init.zeros_(layer.weight)
+        nn.init.constant_(layer.bias, 40.0)
+        return nn.Sequential(layer, nn.Flatten(0))
+
+    recipe = FitConfig(epochs=epochs, batch_size=ws.fit_config.batch_size, lr=ws.fit_config.lr, patience=None, seed=seed, device=ws.device)
+    train_ids = np.concatenate([split.retain_train, split.forget])
+    original = linear(seed)
+    fit(original, dataset(train_ids), None, recipe)
+    retrained = linear(seed)
+    fit(retrained, dataset(split.retain_train), None, recipe)
+
+    def weight(model: nn.Module) -> float:
+        return float(model[0].weight[0, -1].detach())
+
+    rows = [{"model": "original", "injected_weight": weight(original)}, {"model": "retrained", "injected_weight": weight(retrained)}]
+    for method, method_epochs in (methods or {"finetune": None, "random_labels": None}).items():
+        spec = get_method(method)
+        config = spec.config_class(lr=ws.fit_config.lr, batch_size=ws.fit_config.batch_size, seed=seed, device=ws.device)
+        config = replace(config, epochs=method_epochs) if method_epochs else config
+        model = unlearn(method, original, dataset(split.retain_train), dataset(split.forget), dataset(split.retain_val), config).model
+        rows.append({"model": method, "injected_weight": weight(model)})
+    reference = abs(rows[0]["injected_weight"]) or 1.0
+    for row in rows:
+        row["relative_to_original"] = abs(row["injected_weight"]) / reference
+    return rows

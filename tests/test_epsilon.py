@@ -1,0 +1,161 @@
+"""The NeurIPS 2023 forget score: hand-built distributions, every edge case, and a brute-force oracle."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from olvido.metrics.epsilon import (
+    DELTA,
+    EPSILON_CAP,
+    bucket_points,
+    example_epsilon,
+    final_score,
+    forget_score,
+    points_for,
+)
+
+
+def brute_force_epsilon(unlearned, retrained, delta=DELTA):
+    """A literal, slow transcription of the official algorithm (dense model x threshold matrices)."""
+    unlearned, retrained = np.asarray(unlearned, float), np.asarray(retrained, float)
+    if np.median(retrained) > np.median(unlearned):
+        pos, neg = retrained, unlearned
+    else:
+        pos, neg = unlearned, retrained
+    pos_diff, neg_diff = pos.max() - pos.min(), neg.max() - neg.min()
+    largest = pos_diff if pos_diff > neg_diff else neg_diff
+    smallest = neg_diff if pos_diff > neg_diff else pos_diff
+    if largest > 0 and smallest / largest < 0.01:
+        return EPSILON_CAP
+    # two-sided: dense [thresholds, models] comparisons
+    p, n = (neg, pos) if pos_diff >= neg_diff else (pos, neg)
+    low, high = p.min() + smallest - 2.0, p.max() + 2.0
+    rights = np.linspace(low, high, num=int(np.ceil((high - low) * 100)))
+    lefts = np.concatenate([np.linspace(r - smallest - 2.0, r - smallest + 2.0, num=400) for r in rights])
+    rights = np.repeat(rights, 400)
+    pp_pos = ((lefts[:, None] <= p[None]) & (p[None] <= rights[:, None])).mean(axis=1)
+    pp_neg = ((lefts[:, None] <= n[None]) & (n[None] <= rights[:, None])).mean(axis=1)
+    rates = list(zip(pp_pos, 1 - pp_pos, pp_neg, 1 - pp_neg))
+    # single
+    everything = np.concatenate([pos, neg])
+    count = int(math.ceil((everything.max() - everything.min()) * 100))
+    thresholds = torch.linspace(float(everything.min()), float(everything.max()), count, dtype=torch.float64).numpy()
+    above_pos = (pos[None] >= thresholds[:, None]).mean(axis=1)
+    above_neg = (neg[None] >= thresholds[:, None]).mean(axis=1)
+    rates += list(zip(above_pos, 1 - above_pos, above_neg, 1 - above_neg))
+    best = None
+    rates = np.float32(rates)
+    tpr, fnr, fpr, tnr = rates.T
+    if ((fpr + fnr == 0) & (tpr + tnr == 2)).any():
+        return EPSILON_CAP
+    rates = rates[fpr * fnr != 0]
+    for tpr, fnr, fpr, tnr in rates:
+        if fpr + fnr == 0 and tpr + tnr == 2:
+            return EPSILON_CAP
+        if fpr * fnr == 0:
+            continue
+        with np.errstate(invalid="ignore"):
+            terms = [t for t in (np.log(1 - delta - fpr) - np.log(fnr), np.log(1 - delta - fnr) - np.log(fpr)) if not np.isnan(t)]
+        if not terms:
+            continue
+        eps = max(max(terms), 0.0)
+        best = eps if best is None else max(best, eps)
+    return 0.0 if best is None else min(float(best), EPSILON_CAP)
+
+
+def test_identical_distributions_are_indistinguishable():
+    scores = np.linspace(20, 30, 32)
+    assert example_epsilon(scores, scores.copy()) == 0.0
+    score, eps = forget_score(np.tile(scores[:, None], (1, 3)), np.tile(scores[:, None], (1, 3)))
+    assert score == 1.0 and (eps == 0).all()
+
+
+def test_perfect_separation_gives_the_cap_and_no_points():
+    unlearned = np.linspace(0, 1, 16)
+    retrained = np.linspace(10, 11, 16)
+    assert example_epsilon(unlearned, retrained) == EPSILON_CAP
+    score, _ = forget_score(unlearned[:, None], retrained[:, None])
+    assert score == 0.0
+
+
+def test_a_point_like_distribution_gets_the_cap():
+    spread = np.linspace(0, 10, 16)
+    peaky = 5 + np.linspace(0, 0.05, 16)  # range ratio 0.005 < 1%
+    assert example_epsilon(peaky, spread) == EPSILON_CAP
+    assert example_epsilon(spread, peaky) == EPSILON_CAP
+
+
+def test_hand_computed_partial_overlap():
+    """Unlearned 0..9, retrained 5..14: the best rule misses 1 of 10 retrained and admits 4 of 10
+    unlearned (or the mirror image), so epsilon = log(1 - delta - 0.4) - log(0.1)."""
+    unlearned = np.arange(10.0)
+    retrained = np.arange(5.0, 15.0)
+    expected = float(np.log(np.float32(1 - DELTA - np.float32(0.4))) - np.log(np.float32(0.1)))
+    assert example_epsilon(unlearned, retrained) == pytest.approx(expected, abs=1e-5)
+    assert expected == pytest.approx(1.79175, abs=1e-4)
+    buckets = bucket_points(10)  # ceil(ln 9) = 3: buckets up to [2.5, 3)
+    assert points_for(expected, buckets) == 0.125
+
+
+def test_thresholds_where_exactly_one_rate_is_zero_are_discarded():
+    # Retrained 1..4, unlearned 0..3 (integers): every threshold that catches all of one side has
+    # FPR or FNR = 0; without discarding them epsilon would be infinite-like from log(0).
+    eps = example_epsilon(np.arange(4.0), np.arange(1.0, 5.0))
+    assert 0 < eps < EPSILON_CAP and math.isfinite(eps)
+
+
+def test_median_ties_make_the_unlearned_distribution_positive():
+    unlearned = np.array([0.0, 5.0, 5.0, 9.0])
+    retrained = np.array([1.0, 5.0, 5.0, 6.0])
+    assert example_epsilon(unlearned, retrained) == pytest.approx(brute_force_epsilon(unlearned, retrained))
+
+
+def test_identical_constants_do_not_crash():
+    """The official code fails an assertion here (no threshold survives); olvido returns epsilon 0."""
+    assert example_epsilon(np.full(8, 3.0), np.full(8, 3.0)) == 0.0
+    assert example_epsilon(np.full(8, 3.0), np.full(8, 4.0)) == EPSILON_CAP
+
+
+@pytest.mark.parametrize("k,count,last", [(512, 14, 2.0**-13), (32, 8, 2.0**-7), (10, 6, 2.0**-5)])
+def test_bucket_table(k, count, last):
+    buckets = bucket_points(k)
+    assert len(buckets) == count
+    assert buckets[0] == (0.0, 1.0) and buckets[-1][1] == last
+    assert buckets[-1][0] + 0.5 == math.ceil(math.log(k - 1))
+    assert points_for(0.49, buckets) == 1.0 and points_for(0.5, buckets) == 0.5
+    assert points_for(math.ceil(math.log(k - 1)), buckets) == 0.0
+
+
+def test_fast_rates_match_the_brute_force_oracle_on_random_ties():
+    rng = np.random.default_rng(0)
+    for trial in range(40):
+        k = int(rng.choice([4, 6, 8]))
+        scale = rng.choice([0.1, 1.0, 3.0])
+        unlearned = np.round(rng.normal(0, scale, k), 1)
+        retrained = np.round(rng.normal(rng.choice([0.0, 0.5, 2.0]), scale, k), 1)
+        assert example_epsilon(unlearned, retrained) == pytest.approx(brute_force_epsilon(unlearned, retrained), abs=1e-5), trial
+
+
+def test_forget_score_shapes_and_final_score():
+    rng = np.random.default_rng(1)
+    retrained = rng.normal(30, 2, (32, 20))
+    same = rng.normal(30, 2, (32, 20))
+    shifted = rng.normal(36, 2, (32, 20))
+    good, eps_good = forget_score(same, retrained)
+    bad, eps_bad = forget_score(shifted, retrained)
+    # with only 32 models per side, sampling noise alone lets the threshold search find some epsilon
+    assert eps_good.shape == (20,) and good > bad + 0.1 and bad < 0.05
+    assert eps_bad.mean() > eps_good.mean()
+    with pytest.raises(ValueError, match=r"\[K, n\]"):
+        forget_score(same[:, :5], retrained)
+    with pytest.raises(ValueError, match="at least 3 models"):
+        forget_score(same[:2], retrained[:2])
+    assert final_score(0.8, [6.0], [5.0], [5.5], [5.5]) == pytest.approx(0.8 * 5 / 6)
+
+
+def test_512_models_work():
+    rng = np.random.default_rng(2)
+    score, eps = forget_score(rng.normal(0, 1, (512, 3)), rng.normal(0, 1, (512, 3)))
+    assert 0 <= score <= 1 and eps.shape == (3,)

@@ -1,0 +1,119 @@
+"""Tests of the tests: the verdicts give the known answers on cases whose truth we control."""
+
+import numpy as np
+import pytest
+
+from olvido.data import parse_forget
+from olvido.experiments.verdicts import ORIGINAL, RETRAINED_OTHER_SEED, VerdictConfig, Verdicts, feature_injection, interclass_confusion
+from olvido.experiments.workspace import ModelConfig, Workspace
+from olvido.metrics.distances import mean_prediction_difference, prediction_wasserstein
+from olvido.metrics.mia import attack_features, likelihood_ratio_scores, population_attack, score_attack
+
+from test_models import FAST_FIT, needs_weights
+
+
+def test_population_attack_separates_memorised_from_unseen_and_not_alike():
+    rng = np.random.default_rng(0)
+    ages = rng.uniform(20, 28, 400)
+    memorised = attack_features(ages[:200], ages[:200] + rng.normal(0, 0.5, 200))
+    unseen = attack_features(ages[200:], ages[200:] + rng.normal(0, 6, 200))
+    alike = attack_features(ages[:200], ages[:200] + rng.normal(0, 6, 200))
+    for attacker in ("logistic", "svc"):
+        assert population_attack(memorised, unseen, attacker)["accuracy"] > 0.85
+        chance = population_attack(alike, unseen, attacker)
+        assert abs(chance["accuracy"] - 0.5) < 0.1 and abs(chance["auc"] - 0.5) < 0.1
+
+
+def test_population_attack_balances_classes():
+    rng = np.random.default_rng(1)
+    result = population_attack(rng.normal(0, 1, (500, 2)), rng.normal(0, 1, (60, 2)))
+    assert result["n_per_class"] == 60
+
+
+def test_likelihood_ratio_scores_by_hand():
+    membership = np.array([[True], [True], [True], [False], [False], [False]])
+    shadow = np.array([[1.0], [1.1], [0.9], [0.0], [0.1], [-0.1]])
+    member_like = likelihood_ratio_scores(np.array([1.0]), shadow, membership)[0]
+    outsider_like = likelihood_ratio_scores(np.array([0.0]), shadow, membership)[0]
+    # means 1 and 0, both standard deviations 0.1: the ratio is +-(1/0.1)^2 / 2 = +-50
+    assert member_like == pytest.approx(50.0) and outsider_like == pytest.approx(-50.0)
+    too_few = likelihood_ratio_scores(np.array([1.0]), shadow[2:], membership[2:])
+    assert np.isnan(too_few[0])  # one IN shadow only
+    assert score_attack([member_like, 40.0], [outsider_like, -30.0])["auc"] == 1.0
+
+
+def test_distances_by_hand():
+    assert prediction_wasserstein([0.0, 1.0], [1.0, 2.0]) == pytest.approx(1.0)
+    assert prediction_wasserstein([0.0, 1.0], [1.0, 0.0]) == 0.0  # same distribution, different order
+    assert mean_prediction_difference([0.0, 1.0], [1.0, 0.0]) == 1.0  # paired: differs per sample
+
+
+@pytest.fixture(scope="module")
+def workspace(prepared, tmp_path_factory):
+    return Workspace(prepared, ModelConfig(init="imagenet", ensemble=1), fit_config=FAST_FIT,
+                     cache=tmp_path_factory.mktemp("verdicts"), progress=False)
+
+
+@needs_weights
+def test_retraining_looks_like_a_perfect_forget_and_the_original_does_not(workspace):
+    split = parse_forget(workspace.prepared.manifest, "group:0")
+    rows = {r["model"]: r for r in Verdicts(workspace, split, VerdictConfig(k=6, shadows=4)).evaluate({})}
+    other, original = rows[RETRAINED_OTHER_SEED], rows[ORIGINAL]
+    assert other["forgetting"] > 0.85  # 1 minus seed noise
+    assert original["forgetting"] < other["forgetting"] - 0.1
+    # With K = 6 models per side the threshold search finds some epsilon even between two samples of
+    # one distribution, so "near the top" means far above the original, not 1.
+    assert other["forget_score_prediction"] > max(3 * original["forget_score_prediction"], original["forget_score_prediction"] + 0.1)
+    assert other["mean_epsilon_prediction"] < original["mean_epsilon_prediction"] / 2
+    assert original["wasserstein"] > 2 * other["wasserstein"]
+    # Population attacks: another retrained model is no easier to attack than the reference (up to the
+    # sampling noise of a few dozen same-age test images); the canary test below checks their power.
+    assert abs(other["mia_logistic_gap"]) < 0.2 and abs(other["mia_svc_gap"]) < 0.2
+    assert original["relearn_epochs"] == 0  # O already has O's forget MAE
+    assert other["relearn_epochs"] is None or other["relearn_epochs"] >= 1
+
+
+@needs_weights
+def test_a_planted_canary_is_flagged_on_the_original_and_not_after_retraining(workspace):
+    table = workspace.prepared.manifest.table
+    train = table[(table["split"] == "train") & (table["source_id"] == -1)]
+    copies = table["source_id"].value_counts()
+    canary = int(train[train["id"].isin(copies.index)].iloc[0]["id"])  # an image with augmented copies
+    family = [canary] + table.loc[table["source_id"] == canary, "id"].tolist()
+    absurd = 60.0 if workspace.ages(np.array([canary]))[0] < 40 else 20.0
+    relabel = {i: absurd for i in family}
+    split = parse_forget(workspace.prepared.manifest, f"ids:{canary}")
+    val = workspace.split_ids("val")
+    with_canary = np.concatenate([split.retain_train, family])
+    original = workspace.train(with_canary, val, seed=0, role="canary-original", relabel=relabel).model
+    retrained = workspace.train(split.retain_train, val, seed=0, role="canary-retrained").model
+    shadows, membership = [], []
+    for index in range(8):
+        included = index % 2 == 0
+        ids = with_canary if included else split.retain_train
+        shadows.append(workspace.train(ids, val, seed=100 + index, role="canary-shadow", relabel=relabel if included else None).model)
+        membership.append([included])
+    shadow_scores = np.array([[workspace.predict(s, np.array([canary]))[0]] for s in shadows])
+    flagged = {
+        name: likelihood_ratio_scores(workspace.predict(model, np.array([canary])), shadow_scores, np.array(membership))[0]
+        for name, model in (("original", original), ("retrained", retrained))
+    }
+    assert flagged["original"] > 0 > flagged["retrained"]
+
+
+@needs_weights
+def test_feature_injection_weight(workspace):
+    split = parse_forget(workspace.prepared.manifest, "group:0")
+    rows = {r["model"]: r for r in feature_injection(workspace, split, {"finetune": 4, "random_labels": 2})}
+    assert abs(rows["original"]["injected_weight"]) > 0.5  # O leans on the injected feature
+    assert rows["retrained"]["injected_weight"] == 0.0  # R never sees it non-zero: stays at its zero init
+    # Fine-tuning on the retain set gives the feature no gradient (it is 0 there): the weight stays.
+    assert rows["finetune"]["injected_weight"] == pytest.approx(rows["original"]["injected_weight"])
+    assert rows["random_labels"]["injected_weight"] != pytest.approx(rows["original"]["injected_weight"])
+
+
+@needs_weights
+def test_interclass_confusion_is_learned_and_absent_after_retraining(workspace):
+    rows = {r["model"]: r["confusion"] for r in interclass_confusion(workspace, groups=(0, 4), per_group=20, methods={"finetune": 4})}
+    assert rows["original (trained on swapped labels)"] > rows["retrained"] + 0.1
+    assert 0 <= rows["finetune"] <= 1
