@@ -15,9 +15,10 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@
 
-# The main job (pass DATA=path/to/UTKFace.tar.gz for real data; synthetic faces otherwise).
+# The main job: the whole study. Synthetic faces with the quick preset, or DATA=path/to/UTKFace.tar.gz
+# for real data with the thesis preset.
 run: $(BIN)/.installed
-	$(BIN)/olvido data prepare $(if $(DATA),--data $(DATA))
+	$(BIN)/olvido run --out $(OUT) $(if $(DATA),--data $(DATA),--preset quick)
 
 test: $(BIN)/.installed
 	OLVIDO_UTKFACE=$(UTKFACE) $(BIN)/python -m pytest -q

@@ -33,6 +33,7 @@ def main() -> None:
     parser.add_argument("--cache", default=None, help="cache to use (default: a fresh temporary folder)")
     args = parser.parse_args()
     cache = Path(args.cache or tempfile.mkdtemp(prefix="olvido-bench-study-"))
+    had_backbone = any((cache / "backbones").glob("*.pt")) if (cache / "backbones").exists() else False
     if args.warm_cache:
         for folder in WARM_FOLDERS:
             if (Path(args.warm_cache) / folder).exists():
@@ -49,7 +50,7 @@ def main() -> None:
     )
     name = "synthetic" if args.data == "synthetic" else "UTKFace"
     body = f"""
-Cache: {'backbone, decoded images and features copied from a warm cache; every model trained' if args.warm_cache else 'fresh (pretraining and extraction included)'}.
+Cache: {'face-pretrained backbone and decoded images already cached (features of a scope are extracted inside the timing when missing); the models and cells of the scopes above are all trained/computed in this run' if (args.warm_cache or had_backbone) else 'empty: face pretraining and feature extraction included'}.
 Study: 3 seeds; epochs 2/4/8/16 on group 0 (FT, RND); all 5 groups at the best epochs; alpha sweep.
 
 | scope | ensemble | minutes | best epochs (highest mean F) |

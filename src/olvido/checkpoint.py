@@ -30,15 +30,21 @@ def save_checkpoint(path: str | os.PathLike, state_dict: dict[str, torch.Tensor]
     return path
 
 
+def safe_load(path: str | os.PathLike, expected: str = "an olvido checkpoint"):
+    """``torch.load`` with ``weights_only=True``: tensors and plain containers only, never arbitrary objects."""
+    path = Path(path)
+    if not path.exists():
+        raise OlvidoError(f"{path}: no such checkpoint; expected {expected}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # a pickle with objects, a truncated or foreign file
+        raise OlvidoError(f"{path}: not a readable checkpoint ({type(error).__name__}); expected {expected}") from None
+
+
 def load_checkpoint(path: str | os.PathLike, expect: dict | None = None) -> tuple[dict[str, torch.Tensor], dict]:
     """Return ``(state_dict, meta)``; every key of ``expect`` must equal the stored metadata's."""
     path = Path(path)
-    if not path.exists():
-        raise OlvidoError(f"{path}: no such checkpoint")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:
-        raise OlvidoError(f"{path}: not a readable olvido checkpoint ({type(error).__name__})") from None
+    payload = safe_load(path)
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise OlvidoError(f"{path}: not an olvido checkpoint (expected format {FORMAT})")
     meta = json.loads(payload["meta"])

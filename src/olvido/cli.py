@@ -200,7 +200,11 @@ def _best_epochs(text: str) -> dict[str, int]:
 
 def _add_study_options(parser: argparse.ArgumentParser, with_scope: bool = True) -> None:
     _add_model_options(parser, with_scope)
-    parser.add_argument("--seeds", type=_positive_int, default=3, help="runs per cell, seeds 0..N-1 (default 3)")
+    parser.add_argument(
+        "--preset", choices=["thesis", "quick"], default="thesis",
+        help="thesis (default): 3 seeds, ensembles of 3, K=32; quick: 2 seeds, single networks, K=8 (a demo in minutes)",
+    )
+    parser.add_argument("--seeds", type=_positive_int, default=None, help="runs per cell, seeds 0..N-1 (default 3; quick 2)")
     parser.add_argument("--groups", type=_int_list, default=(0, 1, 2, 3, 4), help="forget groups (default 0,1,2,3,4)")
     parser.add_argument("--epochs", type=_int_list, default=(2, 4, 8, 16), help="epoch counts to sweep (default 2,4,8,16)")
     parser.add_argument(
@@ -215,18 +219,31 @@ def _add_study_options(parser: argparse.ArgumentParser, with_scope: bool = True)
 def _run_config(args: argparse.Namespace, scopes: tuple[str, ...]):
     from olvido.experiments.runner import RunConfig
     from olvido.experiments.study import StudyConfig
+    from olvido.experiments.verdicts import VerdictConfig
     from olvido.experiments.workspace import ModelConfig
     from olvido.models.pretrain import PretrainConfig
 
     if any(group > 4 for group in args.groups):
         raise OlvidoError(f"--groups {args.groups}: expected groups 0..4")
+    quick = args.preset == "quick"
+    seeds = args.seeds or (2 if quick else 3)
+    ensemble = args.ensemble or (1 if quick else 3)
     study = StudyConfig(
-        seeds=tuple(range(args.seeds)), groups=args.groups, epochs=args.epochs,
+        seeds=tuple(range(seeds)), groups=args.groups, epochs=args.epochs,
         methods=tuple(m.strip() for m in args.methods.split(",") if m.strip()), best_epochs=args.best_epochs,
     )
-    model = ModelConfig(backbone=args.backbone, init=args.init, ensemble=args.ensemble or 3)
-    ensemble_by_scope = () if args.ensemble else RunConfig.ensemble_by_scope
-    return RunConfig(scopes=scopes, study=study, model=model, pretrain=PretrainConfig(backbone=args.backbone, epochs=args.pretrain_epochs), ensemble_by_scope=ensemble_by_scope)
+    model = ModelConfig(backbone=args.backbone, init=args.init, ensemble=ensemble)
+    ensemble_by_scope = () if (args.ensemble or quick) else RunConfig.ensemble_by_scope
+    k = args.verdict_k if args.verdict_k is not None else (8 if quick else 32)
+    shadows = args.shadows if args.shadows is not None else (4 if quick else 16)
+    verdicts = None if args.no_verdicts else VerdictConfig(k=k, shadows=shadows)
+    explicit = args.no_verdicts or args.verdict_k is not None or args.shadows is not None
+    verdicts_by_scope = () if explicit else RunConfig.verdicts_by_scope
+    return RunConfig(
+        scopes=scopes, study=study, model=model, ensemble_by_scope=ensemble_by_scope, verdicts=verdicts,
+        verdicts_by_scope=verdicts_by_scope,
+        pretrain=PretrainConfig(backbone=args.backbone, epochs=args.pretrain_epochs),
+    )
 
 
 def _prepared(args: argparse.Namespace):
@@ -297,7 +314,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     split = parse_forget(workspace.prepared.manifest, args.forget)
     methods = {m.strip(): (args.best_epochs or {}).get(m.strip()) for m in args.methods.split(",") if m.strip()}
     config = VerdictConfig(k=args.k, shadows=args.shadows, seed=args.seed)
-    verdicts = Verdicts(workspace, split, config)
+    verdicts = Verdicts(workspace, split, config, progress=not args.quiet)
     if args.model:
         reference, original = verdicts.retrained(0), verdicts.original(0)
         model = verdicts.ws.load(args.model).model
@@ -399,6 +416,9 @@ def build_parser() -> argparse.ArgumentParser:
         "Every model and cell is cached: a killed run resumes where it stopped.",
     )
     _add_study_options(run, with_scope=False)
+    run.add_argument("--verdict-k", type=_non_negative_int, default=None, help="models per side for the NeurIPS score in the report (default 32; quick 8; the last/all scopes 0)")
+    run.add_argument("--shadows", type=_non_negative_int, default=None, help="LiRA shadow models in the report (default 16; quick 4; the last/all scopes 0)")
+    run.add_argument("--no-verdicts", action="store_true", help="skip the verdicts (MIA, epsilon score, ...) in the report")
     run.add_argument("--scopes", default="head", help="comma-separated trainable scopes to study (default head; e.g. head,last)")
     run.add_argument("--out", default="results", help="report folder (default results)")
     run.set_defaults(handler=cmd_run)

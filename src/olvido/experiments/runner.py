@@ -12,6 +12,7 @@ from pathlib import Path
 
 from olvido.data import PreparedData
 from olvido.experiments.study import StudyConfig, StudyResult, run_study
+from olvido.experiments.verdicts import VerdictConfig
 from olvido.experiments.workspace import ModelConfig, Workspace
 from olvido.models.pretrain import PretrainConfig
 
@@ -25,6 +26,13 @@ class RunConfig:
     # Ensemble size per scope; the last scope trains a backbone stage per member, so it defaults to one
     # member per seed to keep the full study within an hour on a 2-core CPU.
     ensemble_by_scope: tuple[tuple[str, int], ...] = (("last", 1), ("all", 1))
+    # Verdicts per scope (None: none). K models per side and LiRA shadows cost K + 2K + shadows trainings:
+    # cheap on embeddings, an hour for the last scope, where only the single-model verdicts run.
+    verdicts: VerdictConfig | None = VerdictConfig()
+    verdicts_by_scope: tuple[tuple[str, VerdictConfig], ...] = (
+        ("last", VerdictConfig(k=0, shadows=0)), ("all", VerdictConfig(k=0, shadows=0)),
+    )
+
 
 
 def machine_description() -> str:
@@ -57,7 +65,8 @@ def run_all(
     results = []
     for scope in config.scopes:
         workspace = workspace_for(prepared, config, scope, cache, progress, device)
-        results.append(run_study(workspace, config.study, progress))
+        verdicts = dict(config.verdicts_by_scope).get(scope, config.verdicts)
+        results.append(run_study(workspace, config.study, progress, verdicts))
     meta = {
         "command": "olvido " + " ".join(sys.argv[1:]) if sys.argv and sys.argv[0].endswith("olvido") else "run_all(...)",
         "date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),

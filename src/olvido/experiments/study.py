@@ -246,11 +246,17 @@ class StudyResult:
     model_summary: dict
     config: dict
     predictions: pd.DataFrame
+    verdicts: list[dict] = field(default_factory=list)  # Verdicts.evaluate rows on the sweep group
+    interclass_confusion: list[dict] = field(default_factory=list)
+    feature_injection: list[dict] = field(default_factory=list)
 
 
-def run_study(workspace: Workspace, config: StudyConfig = StudyConfig(), progress: bool = True) -> StudyResult:
-    """Experiments 2, 3 and 1 (in that order: 3 and 1 use 2's best epochs) for one workspace."""
+def run_study(workspace: Workspace, config: StudyConfig = StudyConfig(), progress: bool = True, verdicts=None) -> StudyResult:
+    """Experiments 2, 3 and 1 (in that order: 3 and 1 use 2's best epochs) for one workspace, then, with a
+    ``VerdictConfig``, the verdicts of O and each method (best epochs) on the sweep group."""
     import time
+
+    from olvido.experiments.verdicts import Verdicts, feature_injection, interclass_confusion
 
     started = time.perf_counter()
     study = Study(workspace, config, progress)
@@ -273,4 +279,12 @@ def run_study(workspace: Workspace, config: StudyConfig = StudyConfig(), progres
         config={k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(config).items()},
         predictions=study.predictions_table(runs),
     )
+    if verdicts is not None:
+        best = study.best_epochs()
+        split = study.split(config.sweep_group)
+        result.verdicts = Verdicts(workspace, split, verdicts, progress).evaluate(best)
+        result.interclass_confusion = interclass_confusion(workspace, methods=best)
+        if workspace.model_config.scope == "head":
+            result.feature_injection = feature_injection(workspace, split, methods=best)
+        result.seconds = time.perf_counter() - started
     return result

@@ -31,10 +31,11 @@ from functools import cached_property
 import numpy as np
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
 from olvido.data.forget import ForgetSplit, split_forget
 from olvido.data.protocol import FORGET_GROUPS
-from olvido.experiments.workspace import ModelConfig, Workspace
+from olvido.experiments.workspace import Workspace
 from olvido.methods import get_method, unlearn
 from olvido.metrics import f_score, forgetting, mean_absolute_error, utility
 from olvido.metrics.distances import mean_prediction_difference, prediction_wasserstein
@@ -58,15 +59,19 @@ class VerdictConfig:
 
 
 class Verdicts:
-    def __init__(self, workspace: Workspace, split: ForgetSplit, config: VerdictConfig = VerdictConfig(), progress: bool = False):
-        self.base = workspace
-        self.ws = Workspace(
-            workspace.prepared, replace(workspace.model_config, ensemble=1), fit_config=workspace.fit_config,
-            pretrain_config=workspace.pretrain_config, cache=workspace.cache, progress=False, device=workspace.device,
-        )
+    def __init__(self, workspace: Workspace, split: ForgetSplit, config: VerdictConfig = VerdictConfig(), progress: bool = True):
+        self.ws = workspace.with_ensemble(1)
+        self.ws.progress = False  # one bar per verdict step below, not one per trained network
         self.split = split
         self.config = config
         self.progress = progress
+        self._memo: dict[tuple, object] = {}
+
+    def _once(self, key: tuple, compute):
+        """Compute a value that several rows share (the reference's attacks, relearn time) once."""
+        if key not in self._memo:
+            self._memo[key] = compute()
+        return self._memo[key]
 
     # -- data -----------------------------------------------------------------------------------------
     @cached_property
@@ -78,6 +83,9 @@ class Verdicts:
             ages = self.ws.ages(test)
             return test[(ages >= low) & (ages <= high)]
         return test
+
+    def _steps(self, items, description: str):
+        return tqdm(items, desc=description, unit="model", leave=False, disable=not self.progress)
 
     def _predict(self, model: nn.Module, ids: np.ndarray) -> np.ndarray:
         return self.ws.predict(model, ids)
@@ -109,7 +117,7 @@ class Verdicts:
         pool = np.concatenate([self.split.forget, self.nonmembers])
         rng = np.random.default_rng([self.config.seed, 31])
         models, membership = [], []
-        for index in range(self.config.shadows):
+        for index in self._steps(range(self.config.shadows), "LiRA shadow models"):
             chosen = rng.random(len(pool)) < 0.5
             train_ids = np.concatenate([self.split.retain_train, pool[chosen]])
             models.append(self.ws.train(train_ids, self.split.retain_val, seed=500 + index, role="shadow").model)
@@ -159,19 +167,21 @@ class Verdicts:
         row["F"] = f_score(row["utility"], row["forgetting"])
         for attacker in ("logistic", "svc"):
             attack = population_attack(attack_features(ages["forget"], pred["forget"]), attack_features(ages["non"], pred["non"]), attacker, config.folds, config.seed)
-            baseline = population_attack(attack_features(ages["forget"], ref["forget"]), attack_features(ages["non"], ref["non"]), attacker, config.folds, config.seed)
+            baseline = self._once(("mia", attacker, id(reference)), lambda: population_attack(
+                attack_features(ages["forget"], ref["forget"]), attack_features(ages["non"], ref["non"]), attacker, config.folds, config.seed))
             row[f"mia_{attacker}_acc"] = attack["accuracy"]
             row[f"mia_{attacker}_auc"] = attack["auc"]
             row[f"mia_{attacker}_acc_retrained"] = baseline["accuracy"]
             row[f"mia_{attacker}_gap"] = attack["accuracy"] - baseline["accuracy"]
         if config.shadows:
-            lira, lira_reference = self._lira(model), self._lira(reference)
+            lira, lira_reference = self._lira(model), self._once(("lira", id(reference)), lambda: self._lira(reference))
             row["lira_auc"], row["lira_auc_retrained"] = lira["auc"], lira_reference["auc"]
             row["lira_tpr_at_1pct_fpr"] = lira["tpr_at_0.01_fpr"]
         row["wasserstein"] = prediction_wasserstein(pred["forget"], ref["forget"])
         row["mean_prediction_difference"] = mean_prediction_difference(pred["forget"], ref["forget"])
         target = config.relearn_tolerance * mean_absolute_error(ages["forget"], self._predict(original, split.forget))
-        relearn, relearn_reference = self._relearn_epochs(model, target), self._relearn_epochs(reference, target)
+        relearn = self._relearn_epochs(model, target)
+        relearn_reference = self._once(("relearn", id(reference), target), lambda: self._relearn_epochs(reference, target))
         row["relearn_epochs"], row["relearn_epochs_retrained"] = relearn, relearn_reference
         row["ain"] = (relearn / relearn_reference) if relearn is not None and relearn_reference else None
         return row
@@ -184,7 +194,7 @@ class Verdicts:
 
     @cached_property
     def _retrained_k(self) -> tuple[list[nn.Module], dict]:
-        models = [self.retrained(seed) for seed in range(self.config.k)]
+        models = [self.retrained(seed) for seed in self._steps(range(self.config.k), "K retrained models")]
         return models, self._scores(models)
 
     def neurips_score(self, models: list[nn.Module]) -> dict:
@@ -220,12 +230,13 @@ class Verdicts:
                 model, seconds = self._unlearned(original, name, epochs, seed=0)
             row = {"model": name, "epochs": epochs, "seconds": round(seconds, 3), **self.measure(model, reference, original)}
             if self.config.k:
+                seeds = self._steps(range(self.config.k), f"K models: {name}")
                 if name == ORIGINAL:
-                    k_models = [self.original(seed) for seed in range(self.config.k)]
+                    k_models = [self.original(seed) for seed in seeds]
                 elif name == RETRAINED_OTHER_SEED:  # K retrained models of other seeds than the reference K
-                    k_models = [self.retrained(self.config.k + seed) for seed in range(self.config.k)]
+                    k_models = [self.retrained(self.config.k + seed) for seed in seeds]
                 else:
-                    k_models = [self._unlearned(original, name, epochs, seed)[0] for seed in range(self.config.k)]
+                    k_models = [self._unlearned(original, name, epochs, seed)[0] for seed in seeds]
                 row.update(self.neurips_score(k_models))
             row["evaluation_seconds"] = round(time.perf_counter() - began, 1)
             rows.append(row)
@@ -243,8 +254,7 @@ def interclass_confusion(workspace: Workspace, groups: tuple[int, int] = (0, 4),
     Confusion of a model on the swapped images = mean of ``(prediction - true) / (swapped - true)``,
     clipped to [0, 1]: 0 = predicts the true age, 1 = predicts the swapped label.
     """
-    ws = Workspace(workspace.prepared, replace(workspace.model_config, ensemble=1), fit_config=workspace.fit_config,
-                   pretrain_config=workspace.pretrain_config, cache=workspace.cache, progress=False, device=workspace.device)
+    ws = workspace.with_ensemble(1)
     table = ws.prepared.manifest.table
     rng = np.random.default_rng([seed, 41])
     (low_a, high_a), (low_b, high_b) = FORGET_GROUPS[groups[0]], FORGET_GROUPS[groups[1]]

@@ -141,10 +141,22 @@ class Workspace:
         images = self.prepared.images()
         if self.model_config.scope == "all":
             return torch.from_numpy(images)
-        key = stable_hash({"manifest": self.prepared.manifest.hash, "architecture": self.architecture})
+        frozen_part = {k: v for k, v in self.architecture.items() if k not in ("ensemble", "head", "age_scale")}
+        key = stable_hash({"manifest": self.prepared.manifest.hash, "frozen": frozen_part})
         return cached_features(
             f"{self.model_config.scope}-{key}", self.parts[0], images, self.cache, self.device, self.progress
         )
+
+    def with_ensemble(self, members: int) -> "Workspace":
+        """The same dataset, recipe and cache with another ensemble size, sharing what is already loaded."""
+        other = Workspace(
+            self.prepared, replace(self.model_config, ensemble=members), fit_config=self.fit_config,
+            pretrain_config=self.pretrain_config, cache=self.cache, progress=self.progress, device=self.device,
+        )
+        for name in ("backbone_source", "parts", "inputs"):
+            if name in self.__dict__:
+                other.__dict__[name] = self.__dict__[name]
+        return other
 
     def rows(self, ids: np.ndarray) -> np.ndarray:
         try:

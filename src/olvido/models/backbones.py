@@ -22,6 +22,7 @@ import torch
 import torchvision
 from torch import nn
 
+from olvido.checkpoint import safe_load
 from olvido.storage import OlvidoError
 
 SCOPES = ("head", "last", "all")
@@ -145,12 +146,7 @@ def build_backbone(name: str, weights: str | os.PathLike = "imagenet") -> Backbo
 
 def load_backbone_weights(network: nn.Module, path: Path, name: str) -> None:
     """Load a local checkpoint (a plain state_dict, or an olvido checkpoint) with ``weights_only=True``."""
-    if not path.exists():
-        raise OlvidoError(f"{path}: no such checkpoint; expected 'none', 'imagenet' or a .pt state_dict path")
-    try:
-        stored = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:
-        raise OlvidoError(f"{path}: not a safe torch checkpoint ({type(error).__name__}: {error})") from None
+    stored = safe_load(path, expected="'none', 'imagenet' or a state_dict checkpoint path")
     state = stored.get("state_dict", stored) if isinstance(stored, dict) else None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise OlvidoError(f"{path}: expected a state_dict of tensors (or a dict with 'state_dict')")

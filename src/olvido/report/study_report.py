@@ -202,6 +202,45 @@ def _findings(result: StudyResult) -> str:
     return "\n".join(lines)
 
 
+VERDICT_COLUMNS = [
+    ("model", "model"), ("epochs", "epochs"), ("forgetting", "Fg"), ("utility", "U"),
+    ("mia_logistic_acc", "MIA-LR acc"), ("mia_logistic_acc_retrained", "MIA-LR acc (R)"),
+    ("mia_svc_acc", "MIA-SVC acc"), ("mia_svc_acc_retrained", "MIA-SVC acc (R)"),
+    ("lira_auc", "LiRA AUC"), ("lira_auc_retrained", "LiRA AUC (R)"), ("wasserstein", "W1 to R"),
+    ("mean_prediction_difference", "|pred - R|"), ("relearn_epochs", "relearn ep"), ("relearn_epochs_retrained", "relearn ep (R)"),
+    ("forget_score_prediction", "NeurIPS forget score"), ("forget_score_neg_abs_error", "score (-|err|)"),
+    ("final_score_prediction", "final score"), ("seconds", "seconds"),
+]
+
+
+def _format(value) -> str:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return "-"
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+def _verdicts_section(result: StudyResult) -> str:
+    rows = result.verdicts
+    columns = [(key, title) for key, title in VERDICT_COLUMNS if any(key in row for row in rows)]
+    table = markdown_table([title for _, title in columns], [[_format(row.get(key)) for key, _ in columns] for row in rows])
+    parts = [
+        f"Group {result.config['sweep_group']}, seed 0, single networks, each against the retrained reference R "
+        "(seed 0). Members: the forget set; non-members: test images of the same ages. MIA accuracies should "
+        "match R's; LiRA AUC 0.5 is chance; the NeurIPS score compares K unlearning runs (one original, K seeds) "
+        "with K retrained models; 'retrained (another seed)' is the perfect-forget sanity row.\n\n" + table,
+    ]
+    if result.interclass_confusion:
+        parts.append("**Interclass confusion** (labels of 100 train images aged 20-28 and 100 aged 53-60 swapped, "
+                     "then forgotten; 0 = predicts the true age, 1 = the swapped label)\n\n"
+                     + markdown_table(["model", "confusion"], [[r["model"], _format(r["confusion"])] for r in result.interclass_confusion]))
+    if result.feature_injection:
+        parts.append("**Feature injection** (a linear head with one extra feature equal to the standardised label on "
+                     "forget samples, 0 elsewhere; its weight should return to R's)\n\n"
+                     + markdown_table(["model", "injected weight", "relative to O"],
+                                      [[r["model"], _format(r["injected_weight"]), _format(r["relative_to_original"])] for r in result.feature_injection]))
+    return "\n\n".join(parts)
+
+
 def _plot_alpha(results: list[StudyResult], path: Path) -> None:
     figure, axes = plt.subplots(1, len(results), figsize=(5.5 * len(results), 4), squeeze=False)
     for axis, result in zip(axes[0], results):
@@ -287,6 +326,9 @@ def write_report(results: list[StudyResult], out: str | Path, meta: dict) -> Pat
     runs = pd.concat([r.runs for r in results], ignore_index=True)
     atomic_write_text(out / "runs.csv", runs.to_csv(index=False, float_format="%.5f"))
     atomic_write_text(out / "alpha.csv", pd.concat([r.alpha for r in results]).to_csv(index=False, float_format="%.5f"))
+    verdicts = [dict(row, scope=r.scope) for r in results for row in r.verdicts]
+    if verdicts:
+        atomic_write_text(out / "verdicts.csv", pd.DataFrame(verdicts).to_csv(index=False, float_format="%.5f"))
     predictions = pd.concat([r.predictions for r in results], ignore_index=True)
     atomic_write_with(out / "predictions.csv.gz", lambda tmp: predictions.to_csv(tmp, index=False, compression="gzip"))
     for result in results:
@@ -296,7 +338,8 @@ def write_report(results: list[StudyResult], out: str | Path, meta: dict) -> Pat
     _plot_epochs(results, out / "epochs.png")
     atomic_write_json(out / "summary.json", {
         **meta,
-        "scopes": {r.scope: {"best_epochs": r.best_epochs, "minutes": round(r.seconds / 60, 2), "models": r.model_summary, "config": r.config} for r in results},
+        "scopes": {r.scope: {"best_epochs": r.best_epochs, "minutes": round(r.seconds / 60, 2), "models": r.model_summary, "config": r.config,
+                             "interclass_confusion": r.interclass_confusion, "feature_injection": r.feature_injection} for r in results},
     })
 
     sections = [
@@ -317,12 +360,14 @@ def write_report(results: list[StudyResult], out: str | Path, meta: dict) -> Pat
             "### Experiment 2 (Tables 4-7): epochs\n\n" + _epochs_section(result),
             "### Experiment 3 (Table 8): forget groups\n\n" + _groups_section(result),
             "### Wall time\n\n" + _timing_section(result),
+            *(["### Verdicts: attacks, NeurIPS score, distances, sanity tests\n\n" + _verdicts_section(result)] if result.verdicts else []),
             f"![per-sample errors](per_sample_errors_{result.scope}.png)",
         ]
     sections += [
         "## Plots\n\n![Forgetting vs alpha](forgetting_vs_alpha.png)\n\n![Utility and Forgetting vs epochs](epochs.png)",
         "## Files\n\n`runs.csv` (one row per cell), `alpha.csv`, `per_sample_errors_<scope>.csv`, "
-        "`predictions.csv.gz` (every per-sample prediction: scope, method, group, epochs, seed, set, id, age, prediction), `summary.json`.",
+        "`predictions.csv.gz` (every per-sample prediction: scope, method, group, epochs, seed, set, id, age, prediction), "
+        "`verdicts.csv` (every verdict column), `summary.json`.",
     ]
     index = out / "index.md"
     atomic_write_text(index, "\n\n".join(sections) + "\n")
