@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from olvido.metrics import forget_score as exported_forget_score
 from olvido.metrics.epsilon import (
     DELTA,
     EPSILON_CAP,
@@ -159,3 +160,7 @@ def test_512_models_work():
     rng = np.random.default_rng(2)
     score, eps = forget_score(rng.normal(0, 1, (512, 3)), rng.normal(0, 1, (512, 3)))
     assert 0 <= score <= 1 and eps.shape == (3,)
+
+
+def test_forget_score_is_exported_from_olvido_metrics():
+    assert exported_forget_score is forget_score

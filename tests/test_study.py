@@ -75,7 +75,7 @@ def test_report_builds_from_a_tiny_run(tiny_workspace, tmp_path):
     assert set(runs["experiment"]) == {"epochs", "groups"}
     assert set(runs.loc[runs["experiment"] == "groups", "group"]) == {0, 4}
     predictions = pd.read_csv(tmp_path / "report" / "predictions.csv.gz")
-    assert set(predictions["set"]) == {"test", "forget", "retain"}
+    assert set(predictions["set"]) == {"test", "forget"}
     per_sample = pd.read_csv(tmp_path / "report" / "per_sample_errors_head.csv")
     assert len(per_sample) == min(100, int(result.runs["n_test"].iloc[0])) and {"original", "retrained", "finetune", "random_labels"} <= set(per_sample.columns)
     alpha = pd.read_csv(tmp_path / "report" / "alpha.csv")

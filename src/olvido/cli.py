@@ -109,7 +109,7 @@ def _add_model_options(parser: argparse.ArgumentParser, with_scope: bool = True)
         "--ensemble", type=_positive_int, default=None,
         help="models averaged (default 3, as the thesis; 1 for the last and all scopes in run/experiment)",
     )
-    parser.add_argument("--pretrain-epochs", type=_positive_int, default=3, help="face pretraining epochs (default 3)")
+    parser.add_argument("--pretrain-epochs", type=_positive_int, default=None, help="face pretraining epochs (default 3; quick preset 1)")
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
 
@@ -120,7 +120,7 @@ def _workspace(args: argparse.Namespace):
 
     prepared = _prepared(args)
     model = ModelConfig(backbone=args.backbone, init=args.init, scope=args.scope, ensemble=args.ensemble or 3)
-    pretrain = PretrainConfig(backbone=args.backbone, epochs=args.pretrain_epochs)
+    pretrain = PretrainConfig(backbone=args.backbone, epochs=args.pretrain_epochs or 3)
     return Workspace(prepared, model, pretrain_config=pretrain, cache=args.cache, progress=not args.quiet, device=args.device)
 
 
@@ -202,7 +202,8 @@ def _add_study_options(parser: argparse.ArgumentParser, with_scope: bool = True)
     _add_model_options(parser, with_scope)
     parser.add_argument(
         "--preset", choices=["thesis", "quick"], default="thesis",
-        help="thesis (default): 3 seeds, ensembles of 3, K=32; quick: 2 seeds, single networks, K=8 (a demo in minutes)",
+        help="thesis (default): 3 seeds, ensembles of 3, K=32, 16 shadows; quick: 2 seeds, single networks, 1 pretraining "
+        "epoch, single-model verdicts only (K=0, no shadows): the whole pipeline in about 3 minutes",
     )
     parser.add_argument("--seeds", type=_positive_int, default=None, help="runs per cell, seeds 0..N-1 (default 3; quick 2)")
     parser.add_argument("--groups", type=_int_list, default=(0, 1, 2, 3, 4), help="forget groups (default 0,1,2,3,4)")
@@ -234,15 +235,15 @@ def _run_config(args: argparse.Namespace, scopes: tuple[str, ...]):
     )
     model = ModelConfig(backbone=args.backbone, init=args.init, ensemble=ensemble)
     ensemble_by_scope = () if (args.ensemble or quick) else RunConfig.ensemble_by_scope
-    k = args.verdict_k if args.verdict_k is not None else (8 if quick else 32)
-    shadows = args.shadows if args.shadows is not None else (4 if quick else 16)
+    k = args.verdict_k if args.verdict_k is not None else (0 if quick else 32)
+    shadows = args.shadows if args.shadows is not None else (0 if quick else 16)
     verdicts = None if args.no_verdicts else VerdictConfig(k=k, shadows=shadows)
     explicit = args.no_verdicts or args.verdict_k is not None or args.shadows is not None
     verdicts_by_scope = () if explicit else RunConfig.verdicts_by_scope
     return RunConfig(
         scopes=scopes, study=study, model=model, ensemble_by_scope=ensemble_by_scope, verdicts=verdicts,
         verdicts_by_scope=verdicts_by_scope,
-        pretrain=PretrainConfig(backbone=args.backbone, epochs=args.pretrain_epochs),
+        pretrain=PretrainConfig(backbone=args.backbone, epochs=args.pretrain_epochs or (1 if quick else 3)),
     )
 
 
@@ -416,8 +417,8 @@ def build_parser() -> argparse.ArgumentParser:
         "Every model and cell is cached: a killed run resumes where it stopped.",
     )
     _add_study_options(run, with_scope=False)
-    run.add_argument("--verdict-k", type=_non_negative_int, default=None, help="models per side for the NeurIPS score in the report (default 32; quick 8; the last/all scopes 0)")
-    run.add_argument("--shadows", type=_non_negative_int, default=None, help="LiRA shadow models in the report (default 16; quick 4; the last/all scopes 0)")
+    run.add_argument("--verdict-k", type=_non_negative_int, default=None, help="models per side for the NeurIPS score in the report (default 32; quick preset and the last/all scopes 0)")
+    run.add_argument("--shadows", type=_non_negative_int, default=None, help="LiRA shadow models in the report (default 16; quick preset and the last/all scopes 0)")
     run.add_argument("--no-verdicts", action="store_true", help="skip the verdicts (MIA, epsilon score, ...) in the report")
     run.add_argument("--scopes", default="head", help="comma-separated trainable scopes to study (default head; e.g. head,last)")
     run.add_argument("--out", default="results", help="report folder (default results)")

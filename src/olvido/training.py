@@ -103,6 +103,13 @@ def make_loader(dataset: Dataset, batch_size: int = 32, shuffle: bool = False, s
     return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator, collate_fn=_batch_collate)
 
 
+def one_batch_loader(dataset: Dataset, batch_size: int, seed: int = 0) -> DataLoader:
+    """A loader whose every pass is ONE random batch: with ``fit``, "epochs" count optimiser steps."""
+    generator = torch.Generator().manual_seed(seed)
+    sampler = torch.utils.data.RandomSampler(dataset, num_samples=batch_size, generator=generator)
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, collate_fn=_batch_collate)
+
+
 def as_loader(data: DataLoader | Dataset, batch_size: int, shuffle: bool, seed: int) -> Iterable:
     return data if isinstance(data, DataLoader) else make_loader(data, batch_size, shuffle, seed)
 

@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 
 from olvido.data.forget import ForgetSplit, forget_age_group
 from olvido.experiments.workspace import Workspace
-from olvido.methods import get_method, unlearn
+from olvido.methods import config_for, get_method, unlearn
 from olvido.metrics import absolute_errors, f_score, forgetting, mean_absolute_error, utility
 from olvido.storage import atomic_save_npz, atomic_write_json, stable_hash
 
@@ -76,12 +76,7 @@ class Study:
         return self._splits[group]
 
     def _unlearn_config(self, method: str, epochs: int, seed: int):
-        # Unlearning continues training with the scope's own recipe, as the thesis fine-tuned with its
-        # training learning rate and batch size.
-        recipe = self.ws.fit_config
-        return get_method(method).config_class(
-            epochs=epochs, lr=recipe.lr, batch_size=recipe.batch_size, seed=seed, device=self.ws.device
-        )
+        return config_for(method, self.ws.fit_config, epochs, seed, self.ws.device)
 
     def _key(self, method: str, group: int, epochs: int | None, seed: int) -> str:
         unlearn_config = None if method in (ORIGINAL, RETRAINED) else self._unlearn_config(method, epochs, seed).to_dict()
@@ -219,18 +214,20 @@ class Study:
             columns[method] = absolute_errors(ages, [lookup[i] for i in chosen.tolist()])
         return pd.DataFrame(columns)
 
-    def predictions_table(self, records: pd.DataFrame) -> pd.DataFrame:
-        """Every per-sample prediction of the given cells, long format."""
+    def predictions_table(self, records: pd.DataFrame, sets: tuple[str, ...] = ("test", "forget")) -> pd.DataFrame:
+        """Per-sample predictions (years, 2 decimals) of the given cells on ``sets``, long format. The retain
+        set's are left out by default (they dominate the size; its MAE is in every record and all
+        predictions stay in the cache)."""
         frames = []
         for record in records.drop_duplicates(["method", "group", "epochs", "seed"]).to_dict("records"):
             epochs = None if pd.isna(record["epochs"]) else int(record["epochs"])
             predictions = self.cell(record["method"], int(record["group"]), epochs, int(record["seed"])).predictions
-            for name in PREDICTION_SETS:
+            for name in sets:
                 ids = predictions[f"{name}_ids"]
                 frames.append(pd.DataFrame({
                     "scope": record["scope"], "method": record["method"], "group": record["group"],
                     "epochs": epochs, "seed": record["seed"], "set": name, "id": ids,
-                    "age": self.ws.ages(ids), "prediction": np.round(predictions[f"{name}_pred"], 4),
+                    "age": self.ws.ages(ids), "prediction": np.round(predictions[f"{name}_pred"], 2),
                 }))
         return pd.concat(frames, ignore_index=True)
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import copy
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
@@ -36,13 +36,13 @@ from tqdm.auto import tqdm
 from olvido.data.forget import ForgetSplit, split_forget
 from olvido.data.protocol import FORGET_GROUPS
 from olvido.experiments.workspace import Workspace
-from olvido.methods import get_method, unlearn
+from olvido.methods import config_for, unlearn
 from olvido.metrics import f_score, forgetting, mean_absolute_error, utility
 from olvido.metrics.distances import mean_prediction_difference, prediction_wasserstein
 from olvido.metrics.epsilon import final_score, forget_score
 from olvido.metrics.mia import attack_features, likelihood_ratio_scores, population_attack, score_attack
 from olvido.storage import OlvidoError
-from olvido.training import ArrayDataset, FitConfig, fit
+from olvido.training import ArrayDataset, FitConfig, fit, one_batch_loader
 
 ORIGINAL, RETRAINED_OTHER_SEED = "original", "retrained (another seed)"
 
@@ -90,17 +90,11 @@ class Verdicts:
     def _predict(self, model: nn.Module, ids: np.ndarray) -> np.ndarray:
         return self.ws.predict(model, ids)
 
-    def _unlearn_config(self, method: str, epochs: int | None, seed: int):
-        spec = get_method(method)
-        recipe = self.ws.fit_config
-        config = spec.config_class(lr=recipe.lr, batch_size=recipe.batch_size, seed=seed, device=self.ws.device)
-        return replace(config, epochs=epochs) if epochs else config
-
     def _unlearned(self, original: nn.Module, method: str, epochs: int | None, seed: int) -> tuple[nn.Module, float]:
         split = self.split
         result = unlearn(
             method, original, self.ws.dataset(split.retain_train), self.ws.dataset(split.forget),
-            self.ws.dataset(split.retain_val), self._unlearn_config(method, epochs, seed),
+            self.ws.dataset(split.retain_val), config_for(method, self.ws.fit_config, epochs, seed, self.ws.device),
         )
         return result.model, result.seconds
 
@@ -132,24 +126,28 @@ class Verdicts:
         return score_attack(scores[:n_forget], scores[n_forget:])
 
     # -- single-model measures ------------------------------------------------------------------------
-    def _relearn_epochs(self, model: nn.Module, target_mae: float) -> int | None:
-        forget = self.ws.dataset(self.split.forget)
+    def _relearn_epochs(self, model: nn.Module, target_mae: float) -> float | None:
+        """Epochs of fine-tuning on the forget set until its MAE <= ``target_mae`` (None: not within
+        ``relearn_max_epochs``), measured to the optimiser step: each "epoch" of the loop is one batch."""
         ages = self.ws.ages(self.split.forget)
         if mean_absolute_error(ages, self._predict(model, self.split.forget)) <= target_mae:
-            return 0
-        clone = copy.deepcopy(model)
+            return 0.0
         recipe = self.ws.fit_config
+        forget = self.ws.dataset(self.split.forget)
+        batch = min(recipe.batch_size, len(forget))
+        one_batch = one_batch_loader(forget, batch, self.config.seed)
+        max_steps = int(np.ceil(self.config.relearn_max_epochs * len(forget) / batch))
         reached = {}
 
-        def done(current: nn.Module, epoch: int) -> bool:
+        def done(current: nn.Module, step: int) -> bool:
             if mean_absolute_error(ages, self._predict(current, self.split.forget)) <= target_mae:
-                reached["epoch"] = epoch
+                reached["step"] = step
                 return True
             return False
 
-        fit(clone, forget, None, FitConfig(epochs=self.config.relearn_max_epochs, batch_size=recipe.batch_size, lr=recipe.lr,
-                                          patience=None, seed=self.config.seed, device=self.ws.device), stop_when=done)
-        return reached.get("epoch")
+        fit(copy.deepcopy(model), one_batch, None, FitConfig(epochs=max_steps, lr=recipe.lr, patience=None, seed=self.config.seed,
+                                                             device=self.ws.device), stop_when=done)
+        return round(reached["step"] * batch / len(forget), 3) if "step" in reached else None
 
     def measure(self, model: nn.Module, reference: nn.Module, original: nn.Module) -> dict:
         """Every single-model verdict of ``model`` against ``reference`` (R)."""
@@ -214,21 +212,34 @@ class Verdicts:
         return row
 
     # -- the whole table ------------------------------------------------------------------------------
-    def evaluate(self, methods: dict[str, int | None]) -> list[dict]:
-        """Rows for O, each ``method`` (name -> epochs, None for its default) and R of another seed."""
-        reference, original = self.retrained(0), self.original(0)
+    def prepare_references(self) -> float:
+        """Train (or load) what every row shares: R, O, the K retrained models and the shadows; seconds."""
+        started = time.perf_counter()
+        self.retrained(0), self.original(0)
+        if self.config.k:
+            _ = self._retrained_k
+        if self.config.shadows:
+            _ = self._shadow_runs
+        return time.perf_counter() - started
+
+    def evaluate(self, methods: dict[str, int | None], with_original: bool = True, with_sanity: bool = True) -> list[dict]:
+        """Rows for O, each ``method`` (name -> epochs, None for its default) and R of another seed.
+
+        Each row's ``evaluation_seconds`` is its own cost; ``reference_seconds`` what the rows share."""
+        reference_seconds = self.prepare_references()
+        reference, original_model = self.retrained(0), self.original(0)
         rows = []
         started = time.perf_counter()
-        candidates = [(ORIGINAL, None), *methods.items(), (RETRAINED_OTHER_SEED, None)]
+        candidates = [(ORIGINAL, None)] * with_original + list(methods.items()) + [(RETRAINED_OTHER_SEED, None)] * with_sanity
         for name, epochs in candidates:
             began = time.perf_counter()
             if name == ORIGINAL:
-                model, seconds = original, self.ws.original(0).meta["seconds"]
+                model, seconds = original_model, self.ws.original(0).meta["seconds"]
             elif name == RETRAINED_OTHER_SEED:
                 model, seconds = self.retrained(1), self.ws.retrained(self.split, 1).meta["seconds"]
             else:
-                model, seconds = self._unlearned(original, name, epochs, seed=0)
-            row = {"model": name, "epochs": epochs, "seconds": round(seconds, 3), **self.measure(model, reference, original)}
+                model, seconds = self._unlearned(original_model, name, epochs, seed=0)
+            row = {"model": name, "epochs": epochs, "seconds": round(seconds, 3), **self.measure(model, reference, original_model)}
             if self.config.k:
                 seeds = self._steps(range(self.config.k), f"K models: {name}")
                 if name == ORIGINAL:
@@ -236,12 +247,13 @@ class Verdicts:
                 elif name == RETRAINED_OTHER_SEED:  # K retrained models of other seeds than the reference K
                     k_models = [self.retrained(self.config.k + seed) for seed in seeds]
                 else:
-                    k_models = [self._unlearned(original, name, epochs, seed)[0] for seed in seeds]
+                    k_models = [self._unlearned(original_model, name, epochs, seed)[0] for seed in seeds]
                 row.update(self.neurips_score(k_models))
             row["evaluation_seconds"] = round(time.perf_counter() - began, 1)
             rows.append(row)
         for row in rows:
-            row["total_seconds"] = round(time.perf_counter() - started, 1)
+            row["reference_seconds"] = round(reference_seconds, 1)
+            row["total_seconds"] = round(reference_seconds + time.perf_counter() - started, 1)
         return rows
 
 
@@ -259,11 +271,13 @@ def interclass_confusion(workspace: Workspace, groups: tuple[int, int] = (0, 4),
     rng = np.random.default_rng([seed, 41])
     (low_a, high_a), (low_b, high_b) = FORGET_GROUPS[groups[0]], FORGET_GROUPS[groups[1]]
     train_originals = table[(table["split"] == "train") & (table["source_id"] == -1)]
+    available = min(int(train_originals["age"].between(low, high).sum()) for low, high in ((low_a, high_a), (low_b, high_b)))
+    per_group = min(per_group, available // 2)  # a small dataset: swap at most half of a group's images
+    if per_group < 5:
+        raise OlvidoError(f"interclass confusion: groups {groups} have only {available} train images; expected at least 10")
     chosen, relabel = [], {}
     for (low, high), (other_low, other_high) in (((low_a, high_a), (low_b, high_b)), ((low_b, high_b), (low_a, high_a))):
         candidates = train_originals[train_originals["age"].between(low, high)]
-        if len(candidates) < per_group:
-            raise OlvidoError(f"interclass confusion: only {len(candidates)} train images aged {low}-{high}, need {per_group}")
         picked = candidates.sample(per_group, random_state=int(rng.integers(1 << 31)))
         for sample_id, age in zip(picked["id"], picked["age"]):
             relabel[int(sample_id)] = float(min(other_low + (age - low), other_high))
@@ -283,17 +297,15 @@ def interclass_confusion(workspace: Workspace, groups: tuple[int, int] = (0, 4),
         pull = (ws.predict(model, confused) - true_age) / (swapped - true_age)
         return float(np.clip(pull, 0, 1).mean())
 
-    rows = [{"model": "original (trained on swapped labels)", "confusion": confusion(original)},
-            {"model": "retrained", "confusion": confusion(retrained)}]
+    rows = [{"model": "original (trained on swapped labels)", "confusion": confusion(original), "swapped_per_group": per_group},
+            {"model": "retrained", "confusion": confusion(retrained), "swapped_per_group": per_group}]
     for method, epochs in (methods or {"finetune": None, "random_labels": None}).items():
-        spec = get_method(method)
-        config = spec.config_class(lr=ws.fit_config.lr, batch_size=ws.fit_config.batch_size, seed=seed, device=ws.device)
-        config = replace(config, epochs=epochs) if epochs else config
+        config = config_for(method, ws.fit_config, epochs, seed, ws.device)
         # the forget set as the original saw it: with its swapped labels
         forget_targets = np.array([relabel[int(i)] for i in split.forget], dtype=np.float32)
         model = unlearn(method, original, ws.dataset(split.retain_train), ws.dataset(split.forget, forget_targets),
                         ws.dataset(split.retain_val), config).model
-        rows.append({"model": method, "confusion": confusion(model)})
+        rows.append({"model": method, "confusion": confusion(model), "swapped_per_group": per_group})
     return rows
 
 
@@ -334,9 +346,7 @@ def feature_injection(workspace: Workspace, split: ForgetSplit, methods: dict[st
 
     rows = [{"model": "original", "injected_weight": weight(original)}, {"model": "retrained", "injected_weight": weight(retrained)}]
     for method, method_epochs in (methods or {"finetune": None, "random_labels": None}).items():
-        spec = get_method(method)
-        config = spec.config_class(lr=ws.fit_config.lr, batch_size=ws.fit_config.batch_size, seed=seed, device=ws.device)
-        config = replace(config, epochs=method_epochs) if method_epochs else config
+        config = config_for(method, ws.fit_config, method_epochs, seed, ws.device)
         model = unlearn(method, original, dataset(split.retain_train), dataset(split.forget), dataset(split.retain_val), config).model
         rows.append({"model": method, "injected_weight": weight(model)})
     reference = abs(rows[0]["injected_weight"]) or 1.0

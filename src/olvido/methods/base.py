@@ -76,6 +76,13 @@ def get_method(name: str) -> MethodSpec:
     return METHODS[name]
 
 
+def config_for(method: str, recipe: FitConfig, epochs: int | None = None, seed: int = 0, device: str = "auto") -> UnlearnConfig:
+    """A method's config continuing a model's training recipe (its learning rate and batch size), as the
+    thesis fine-tuned with its training recipe; ``epochs=None`` keeps the method's default."""
+    config = get_method(method).config_class(lr=recipe.lr, batch_size=recipe.batch_size, seed=seed, device=device)
+    return replace(config, epochs=epochs) if epochs else config
+
+
 @dataclass
 class Unlearned:
     model: nn.Module

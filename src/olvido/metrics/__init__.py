@@ -1,5 +1,8 @@
-"""Metrics: pure functions over per-sample arrays."""
+"""Metrics: pure functions over per-sample arrays (and, for the NeurIPS score, over [K, n] arrays)."""
 
+from olvido.metrics.distances import mean_prediction_difference, prediction_wasserstein
+from olvido.metrics.epsilon import final_score, forget_score
+from olvido.metrics.mia import attack_features, likelihood_ratio_scores, population_attack, score_attack
 from olvido.metrics.thesis import (
     absolute_errors,
     f_score,
@@ -9,4 +12,19 @@ from olvido.metrics.thesis import (
     utility,
 )
 
-__all__ = ["absolute_errors", "f_score", "forgetting", "forgetting_per_sample", "mean_absolute_error", "utility"]
+__all__ = [
+    "absolute_errors",
+    "attack_features",
+    "f_score",
+    "final_score",
+    "forget_score",
+    "forgetting",
+    "forgetting_per_sample",
+    "likelihood_ratio_scores",
+    "mean_absolute_error",
+    "mean_prediction_difference",
+    "population_attack",
+    "prediction_wasserstein",
+    "score_attack",
+    "utility",
+]

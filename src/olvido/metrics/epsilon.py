@@ -112,6 +112,8 @@ def example_epsilon(unlearned: np.ndarray, retrained: np.ndarray, delta: float =
         return EPSILON_CAP  # one distribution is (almost) a point: treat as fully distinguishable
     single_pos, single_neg = _single_threshold_counts(pos, neg)
     eps_single = _epsilon_from_counts(single_pos, single_neg, len(pos), len(neg), delta) if len(single_pos) else 0.0
+    if eps_single >= EPSILON_CAP:  # perfectly separated already: the two-sided rule cannot change the capped result
+        return EPSILON_CAP
     if pos_range >= neg_range:  # two-sided rule: the peakier distribution is its positive
         k_pos, k_neg = len(neg), len(pos)
     else:

@@ -3,7 +3,7 @@
     write_report([head_result, last_result], Path("results"), meta)
 
 Files: ``index.md``; ``runs.csv`` (every cell: metrics, wall time, ratio to retraining); ``alpha.csv``;
-``per_sample_errors_<scope>.csv`` (100 fixed test images); ``predictions.csv.gz`` (every per-sample
+``per_sample_errors_<scope>.csv`` (100 fixed test images); ``predictions.csv.gz`` (every test and forget-set
 prediction); ``summary.json``; ``forgetting_vs_alpha.png``, ``per_sample_errors_<scope>.png``,
 ``epochs.png``.
 """
@@ -157,7 +157,8 @@ def _timing_section(result: StudyResult) -> str:
             rows.append([_label(method) + ("" if epochs is None else f" {int(epochs)} ep"), len(subset),
                          mean_std(subset["seconds"], 2), mean_std(subset["time_ratio"], 3)])
     return markdown_table(["model", "cells", "seconds (whole ensemble)", "time / retraining"], rows) + (
-        f"\n\nWhole study for this scope: {result.seconds / 60:.1f} min (cached models and cells are loaded, not recomputed)."
+        f"\n\nThis invocation took {result.seconds / 60:.1f} min for this scope (cached models and cells are loaded, not "
+        "recomputed; the per-cell seconds above were measured when each cell was computed)."
     )
 
 
@@ -230,7 +231,8 @@ def _verdicts_section(result: StudyResult) -> str:
         "with K retrained models; 'retrained (another seed)' is the perfect-forget sanity row.\n\n" + table,
     ]
     if result.interclass_confusion:
-        parts.append("**Interclass confusion** (labels of 100 train images aged 20-28 and 100 aged 53-60 swapped, "
+        swapped = result.interclass_confusion[0].get("swapped_per_group", 100)
+        parts.append(f"**Interclass confusion** (labels of {swapped} train images aged 20-28 and {swapped} aged 53-60 swapped, "
                      "then forgotten; 0 = predicts the true age, 1 = the swapped label)\n\n"
                      + markdown_table(["model", "confusion"], [[r["model"], _format(r["confusion"])] for r in result.interclass_confusion]))
     if result.feature_injection:
@@ -316,7 +318,10 @@ def _comparison(results: list[StudyResult]) -> str:
     header = ["scope", "M_O test MAE", "M_R^0 test MAE", "Fg(O)"]
     for method in results[0].best_epochs:
         header += [f"Fg({_label(method)})", f"U({_label(method)})"]
-    return markdown_table(header + ["minutes"], rows)
+    return markdown_table(header + ["minutes (this run)"], rows) + (
+        "\n\nMinutes are this invocation's: cached models and cells are loaded, not recomputed; the fresh "
+        "timings of each scope's study are in BENCHMARKS.md."
+    )
 
 
 def write_report(results: list[StudyResult], out: str | Path, meta: dict) -> Path:
@@ -366,7 +371,7 @@ def write_report(results: list[StudyResult], out: str | Path, meta: dict) -> Pat
     sections += [
         "## Plots\n\n![Forgetting vs alpha](forgetting_vs_alpha.png)\n\n![Utility and Forgetting vs epochs](epochs.png)",
         "## Files\n\n`runs.csv` (one row per cell), `alpha.csv`, `per_sample_errors_<scope>.csv`, "
-        "`predictions.csv.gz` (every per-sample prediction: scope, method, group, epochs, seed, set, id, age, prediction), "
+        "`predictions.csv.gz` (every test and forget-set prediction, in years to 2 decimals: scope, method, group, epochs, seed, set, id, age, prediction), "
         "`verdicts.csv` (every verdict column), `summary.json`.",
     ]
     index = out / "index.md"

@@ -1,0 +1,50 @@
+"""The model and verdict commands end to end on a small synthetic set (JSON output, cache hits, errors)."""
+
+import json
+
+import pytest
+
+from olvido.cli import main
+
+from test_models import needs_weights
+
+COMMON = ["--data", "synthetic:1500", "--init", "imagenet", "--ensemble", "1", "--json"]
+
+
+@needs_weights
+def test_train_original_and_retrain_print_json_and_hit_the_cache(tmp_path, capsys):
+    cache = ["-q", "--cache", str(tmp_path)]
+    assert main([*cache, "train", "original", *COMMON]) == 0
+    first = json.loads(capsys.readouterr().out)
+    assert first["role"] == "original" and first["from_cache"] is False
+    assert set(first["test_mae_by_group"]) == {"20-28", "29-36", "37-44", "45-52", "53-60"}
+    assert first["test_mae"] > 0 and first["members"][0]["best_epoch"] >= 1
+    assert main([*cache, "train", "original", *COMMON]) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert again["from_cache"] is True and again["test_mae"] == first["test_mae"]
+    assert main([*cache, "train", "retrain", "--forget", "group:4", *COMMON]) == 0
+    retrained = json.loads(capsys.readouterr().out)
+    assert retrained["forget"]["spec"] == "group:4" and retrained["forget"]["forget"] > 0
+
+
+@needs_weights
+def test_evaluate_prints_the_verdict_table_as_json(tmp_path, capsys):
+    args = ["-q", "--cache", str(tmp_path), "evaluate", *COMMON, "--forget", "group:0", "--methods", "finetune",
+            "--best-epochs", "finetune=2", "--k", "0", "--shadows", "0", "--tests", "fi"]
+    assert main(args) == 0
+    result = json.loads(capsys.readouterr().out)
+    models = [row["model"] for row in result["rows"]]
+    assert models == ["original", "finetune", "retrained (another seed)"]
+    for row in result["rows"]:  # K = 0 and no shadows: the single-model verdicts (K-model ones: test_verdicts)
+        assert 0 < row["forgetting"] <= 1 and "forget_score_prediction" not in row and "lira_auc" not in row
+        assert {"mia_logistic_acc", "mia_svc_acc", "wasserstein", "relearn_epochs", "utility"} <= set(row)
+    assert [r["model"] for r in result["feature_injection"]] == ["original", "retrained", "finetune"]
+
+
+def test_bad_model_options_fail_in_one_line(tmp_path, capsys):
+    assert main(["--cache", str(tmp_path), "train", "retrain", "--data", "synthetic:1500", "--forget", "group:9"]) == 2
+    assert "expected 0..4" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["train", "original", "--scope", "everything"])
+    assert main(["--cache", str(tmp_path), "train", "original", "--data", "synthetic:1500", "--backbone", "alexnet"]) == 2
+    assert "no registered family" in capsys.readouterr().err
