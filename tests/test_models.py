@@ -246,3 +246,17 @@ def test_ensemble_averages_members():
     x = torch.randn(5, 2)
     expected = torch.stack([m(x) for m in members]).mean(0)
     torch.testing.assert_close(Ensemble(members)(x), expected)
+
+
+@needs_weights
+def test_all_scope_trains_end_to_end_on_images(prepared, tmp_path):
+    ws = Workspace(prepared, ModelConfig(init="imagenet", scope="all", ensemble=1),
+                   fit_config=FitConfig(epochs=1, batch_size=32, lr=1e-4, patience=None), cache=tmp_path, progress=False)
+    assert ws.inputs.dtype == torch.uint8 and ws.inputs.shape[1:] == (64, 64, 3)  # images: nothing frozen
+    train, val = ws.split_ids("train")[:128], ws.split_ids("val")[:32]
+    model = ws.train(train, val, seed=0).model
+    trainable = [name for name, p in model.named_parameters() if p.requires_grad]
+    assert any("body" in name for name in trainable) and any("head" in name for name in trainable)
+    ids = ws.split_ids("test")[:8]
+    on_images = predict(ws.deployable(model), ArrayDataset(torch.from_numpy(prepared.images()[ws.rows(ids)]), np.zeros(8)))
+    np.testing.assert_allclose(ws.predict(model, ids), on_images, rtol=1e-5, atol=1e-4)
