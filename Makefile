@@ -9,10 +9,12 @@ export TORCH_HOME ?= $(SHARED)/torch
 
 .PHONY: run test bench clean
 
-$(BIN)/.installed: pyproject.toml
+# constraints.txt pins the torch/torchvision builds that install offline here; pyproject.toml keeps lower
+# bounds only, so users on GPUs bring their own torch build.
+$(BIN)/.installed: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test]'
 	touch $@
 
 # The main job: the whole study. Synthetic faces with the quick preset, or DATA=path/to/UTKFace.tar.gz
@@ -20,7 +22,10 @@ $(BIN)/.installed: pyproject.toml
 run: $(BIN)/.installed
 	$(BIN)/olvido run --out $(OUT) $(if $(DATA),--data $(DATA),--preset quick)
 
+# The test command: lint and format check (ruff, line length 120), then the suite.
 test: $(BIN)/.installed
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
 	OLVIDO_UTKFACE=$(UTKFACE) $(BIN)/python -m pytest -q
 
 bench: $(BIN)/.installed

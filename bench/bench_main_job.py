@@ -1,6 +1,6 @@
 """Time the README's main job (`make run`: `olvido run --preset quick` on synthetic faces) from an empty cache.
 
-    TORCH_HOME=../shared/torch .venv/bin/python bench/bench_main_job.py
+TORCH_HOME=../shared/torch .venv/bin/python bench/bench_main_job.py
 """
 
 from __future__ import annotations
@@ -16,21 +16,38 @@ from common import write_section
 
 def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="olvido-main-job-"))
-    command = [sys.executable, "-m", "olvido.cli", "-q", "--cache", str(work / "cache"), "run", "--preset", "quick", "--out", str(work / "results")]
+    command = [
+        sys.executable,
+        "-m",
+        "olvido.cli",
+        "-q",
+        "--cache",
+        str(work / "cache"),
+        "run",
+        "--preset",
+        "quick",
+        "--out",
+        str(work / "results"),
+    ]
     start = time.perf_counter()
     subprocess.run(command, check=True)
     seconds = time.perf_counter() - start
     body = f"""
 `olvido run --preset quick` on the default synthetic faces (6,000 images, 64 px) with an empty cache:
-face pretraining (1 epoch), 2 seeds of O and every R^j (single networks), FT and RND at 2/4/8/16 epochs,
-all groups, the alpha sweep, single-model verdicts (MIA, distances, relearn time), interclass confusion,
-feature injection, report.
+face pretraining (1 epoch), feature extraction, 1 seed of single networks without mirroring: O, R^j and
+a second retrained model per group, every registered head-scope method at the two smallest values of its
+knob on group 0 and at its best value on all five groups, the alpha sweep, single-model verdicts (MIA,
+distances, relearn time), interclass confusion, feature injection, report.
 
 | what | wall time | target |
 | --- | --- | --- |
 | whole main job, empty cache | {seconds / 60:.1f} min | <= 3 min |
 """
-    write_section("Main job on synthetic faces (issue 4)", body, "bench/bench_main_job.py  # = make run, timed from an empty cache")
+    write_section(
+        "Main job on synthetic faces (issues 4, 9)",
+        body,
+        "bench/bench_main_job.py  # = make run, timed from an empty cache",
+    )
     print(body)
 
 

@@ -13,11 +13,12 @@ import time
 
 import numpy as np
 import torch
-from common import median, timed, write_section
 
 from olvido.data import ProtocolConfig, parse_forget, prepare_dataset
 from olvido.experiments.workspace import ModelConfig, Workspace
 from olvido.models.features import run_frozen
+
+from common import median, timed, write_section
 
 
 def main() -> None:
@@ -53,26 +54,27 @@ def main() -> None:
     per_group = {g: np.mean([e["test_mae_by_group"][g] for e in evaluations]) for g in groups}
     rows = "\n".join(
         f"| M_R^{j} (forget {g}), ensemble of 3, seed 0 | {retrained_eval[j]['test_mae']:.2f} | "
-        + " | ".join(f"{retrained_eval[j]['test_mae_by_group'][h]:.2f}" for h in groups) + " |"
+        + " | ".join(f"{retrained_eval[j]['test_mae_by_group'][h]:.2f}" for h in groups)
+        + " |"
         for j, g in enumerate(groups)
     )
     body = f"""
-MobileNetV2 (ImageNet weights), face-pretrained on the {report['pool']} UTKFace images the protocol left
+MobileNetV2 (ImageNet weights), face-pretrained on the {report["pool"]} UTKFace images the protocol left
 out, frozen; the thesis head trained on its cached 1280-d embeddings (`head` scope), ensembles of 3.
 Threads: {torch.get_num_threads()}.
 
 | step | measured | target |
 | --- | --- | --- |
-| one-time face pretraining ({report['train']} train / {report['val']} val images, 3 epochs) | {pretrain_wall / 60:.1f} min (val MAE {report['val_mae']:.2f}; ages 20-60: {report['val_mae_20_60']:.2f}) | <= 20 min |
-| embedding extraction, all {len(images)} images (median of 3) | {median(extraction):.1f} s ({len(images) / median(extraction):.0f} images/s; runs {', '.join(f'{t:.1f}' for t in extraction)}) | <= 60 s |
-| M_O, ensemble of 3 heads trained (median of seeds 0, 1, 2) | {median(original_times):.1f} s (runs {', '.join(f'{t:.1f}' for t in original_times)}) | <= 60 s |
+| one-time face pretraining ({report["train"]} train / {report["val"]} val images, 3 epochs) | {pretrain_wall / 60:.1f} min (val MAE {report["val_mae"]:.2f}; ages 20-60: {report["val_mae_20_60"]:.2f}) | <= 20 min |
+| embedding extraction, all {len(images)} images (median of 3) | {median(extraction):.1f} s ({len(images) / median(extraction):.0f} images/s; runs {", ".join(f"{t:.1f}" for t in extraction)}) | <= 60 s |
+| M_O, ensemble of 3 heads trained (median of seeds 0, 1, 2) | {median(original_times):.1f} s (runs {", ".join(f"{t:.1f}" for t in original_times)}) | <= 60 s |
 | all five M_R^j, each an ensemble of 3 heads (15 heads) | {retrain_total / 60:.2f} min | <= 5 min |
 
-Test MAE in years (test split, {evaluations[0]['test_size']} images):
+Test MAE in years (test split, {evaluations[0]["test_size"]} images):
 
-| model | all | {' | '.join(groups)} |
-| --- | --- | {' | '.join('---' for _ in groups)} |
-| M_O, ensemble of 3 (mean over seeds 0-2) | {np.mean(o_mae):.2f} (seeds: {', '.join(f'{m:.2f}' for m in o_mae)}) | {' | '.join(f'{per_group[g]:.2f}' for g in groups)} |
+| model | all | {" | ".join(groups)} |
+| --- | --- | {" | ".join("---" for _ in groups)} |
+| M_O, ensemble of 3 (mean over seeds 0-2) | {np.mean(o_mae):.2f} (seeds: {", ".join(f"{m:.2f}" for m in o_mae)}) | {" | ".join(f"{per_group[g]:.2f}" for g in groups)} |
 {rows}
 
 Thesis (VGGFace2 ResNet50, 224 px, end to end): M_O 4.81, M_R^0 6.17. Target for M_O: <= 6.0.

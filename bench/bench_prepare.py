@@ -1,6 +1,6 @@
 """Time the first prepare of UTKFace from the archive (cold cache) and the cached reload.
 
-    TORCH_HOME=../shared/torch .venv/bin/python bench/bench_prepare.py --data ../shared/data/utkface/UTKFace.tar.gz
+TORCH_HOME=../shared/torch .venv/bin/python bench/bench_prepare.py --data ../shared/data/utkface/UTKFace.tar.gz
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from common import median, timed, write_section
-
 from olvido.data import ProtocolConfig, prepare_dataset
+
+from common import median, timed, write_section
 
 
 def main() -> None:
@@ -32,7 +32,19 @@ def main() -> None:
     def warm() -> None:
         prepare_dataset(args.data, ProtocolConfig(), cache=work / "warm", progress=False)
 
-    cli = [sys.executable, "-m", "olvido.cli", "-q", "--cache", str(work / "warm"), "data", "prepare", "--data", args.data, "--json"]
+    cli = [
+        sys.executable,
+        "-m",
+        "olvido.cli",
+        "-q",
+        "--cache",
+        str(work / "warm"),
+        "data",
+        "prepare",
+        "--data",
+        args.data,
+        "--json",
+    ]
 
     def warm_cli() -> None:
         subprocess.run(cli, check=True, capture_output=True)
@@ -51,7 +63,11 @@ def main() -> None:
 | cached reload (library call: hash archive, load decoded images, protocol, manifest) | {median(warm_times):.2f} | {fmt(warm_times)} | <= 3 |
 | cached reload, whole CLI process (`olvido data prepare --json`, interpreter start included) | {median(cli_times):.2f} | {fmt(cli_times)} | - |
 """
-    write_section("Data preparation (issue 2)", body, "make bench  # bench/bench_prepare.py --data ../shared/data/utkface/UTKFace.tar.gz")
+    write_section(
+        "Data preparation (issue 2)",
+        body,
+        "make bench  # bench/bench_prepare.py --data ../shared/data/utkface/UTKFace.tar.gz",
+    )
     print(body)
 
 

@@ -1,11 +1,12 @@
-"""Issue 4 benchmark: the whole thesis study (``olvido run``) timed per scope, report written to --out.
+"""Issues 4, 8 and 9 benchmark: the whole study (``olvido run``) on real UTKFace, timed per experiment and
+scope, with the methods leaderboard and issue 9's criteria computed from it; the report goes to --out.
 
     TORCH_HOME=../shared/torch .venv/bin/python bench/bench_study.py \
-        --data ../shared/data/utkface/UTKFace.tar.gz --scopes head,last --out docs/results --warm-cache ~/.cache/olvido
+        --data ../shared/data/utkface/UTKFace.tar.gz --scopes head,last --out docs/results --warm-cache CACHE
 
 With --warm-cache, the face-pretrained backbone, decoded images and cached features are copied from that
-cache into a fresh one first (the budget is "once the backbone and embeddings are cached"); trained
-models and study cells are not copied, so every model of the study is really trained.
+cache into a fresh one first; trained models and study cells are not copied, so every model of the study
+is really trained and every cell computed inside the timings.
 """
 
 from __future__ import annotations
@@ -16,12 +17,47 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import write_section
+import pandas as pd
 
 from olvido.data import ProtocolConfig, prepare_dataset
-from olvido.experiments.runner import RunConfig, run_all
+from olvido.experiments.study import ORIGINAL, RETRAINED_OTHER, Study, method_label
+from olvido.methods import THESIS_METHODS
+from olvido.pipeline import RunConfig, run_all, workspace_for
+from olvido.report.study_report import leaderboard
+
+from common import write_section
 
 WARM_FOLDERS = ("images", "manifests", "backbones", "features")
+
+
+def criteria(result) -> list[str]:
+    """Issue 9's measured criteria, from the study's own cells."""
+    runs = result.runs
+    methods = runs[(runs["experiment"] == "methods") & ~runs["method"].isin([ORIGINAL, RETRAINED_OTHER, "retrained"])]
+    new = [m for m in result.best if m not in THESIS_METHODS]
+    lines = []
+    for group, cells in methods.groupby("group"):
+        means = cells.groupby("method")["F"].mean()
+        best_new = means[new].idxmax()
+        verdict = "yes" if means[best_new] >= means.get("finetune", float("inf")) else "NO"
+        lines.append(
+            f"| {int(group)} | {method_label(best_new)} {means[best_new]:.3f} | FT {means.get('finetune', float('nan')):.3f} "
+            f"| {verdict} |"
+        )
+    sweep = runs[(runs["experiment"] == "sweep") & (runs["group"] == result.config["sweep_group"])]
+    target = sweep[sweep["method"] == RETRAINED_OTHER]["forgetting"].mean()
+    hits = []
+    for (method, value), cells in sweep[sweep["method"].isin(new)].groupby(["method", "value"]):
+        fg, u, ratio = cells["forgetting"].mean(), cells["utility"].mean(), cells["time_ratio"].mean()
+        if fg >= target and u >= 1.0 and ratio <= 0.3:
+            hits.append(f"{method_label(method)} ({value:g}): Fg {fg:.3f}, U {u:.2f}, time {ratio:.2f}")
+    table = "| group | best new method (mean F) | FT | best new >= FT |\n| --- | --- | --- | --- |\n" + "\n".join(lines)
+    return [
+        table,
+        f"Group {result.config['sweep_group']}: Forgetting of a second retrained model {target:.3f}; new methods "
+        f"reaching it with Utility >= 1.0 at <= 30% of retraining time, at any swept value: "
+        f"{'; '.join(hits) if hits else 'none'}.",
+    ]
 
 
 def main() -> None:
@@ -33,33 +69,66 @@ def main() -> None:
     parser.add_argument("--cache", default=None, help="cache to use (default: a fresh temporary folder)")
     args = parser.parse_args()
     cache = Path(args.cache or tempfile.mkdtemp(prefix="olvido-bench-study-"))
-    had_backbone = any((cache / "backbones").glob("*.pt")) if (cache / "backbones").exists() else False
     if args.warm_cache:
         for folder in WARM_FOLDERS:
             if (Path(args.warm_cache) / folder).exists():
                 shutil.copytree(Path(args.warm_cache) / folder, cache / folder, dirs_exist_ok=True)
     started = time.perf_counter()
-    prepared = prepare_dataset(None if args.data == "synthetic" else args.data, ProtocolConfig(), cache=cache, progress=False)
+    data = None if args.data == "synthetic" else args.data
+    prepared = prepare_dataset(data, ProtocolConfig(), cache=cache, progress=False)
     scopes = tuple(args.scopes.split(","))
-    index, results = run_all(prepared, RunConfig(scopes=scopes), args.out, args.data, cache=cache, progress=False)
+    config = RunConfig.from_preset("thesis", scopes)
+    timings = {}
+    for scope in scopes:  # the two training experiments, timed on their own (the report run reuses their cells)
+        workspace = workspace_for(prepared, config, scope, cache, progress=False)
+        _ = workspace.inputs  # feature extraction is a one-time cost, as the face pretraining
+        study = Study(workspace, config.study, progress=False)
+        began = time.perf_counter()
+        study.run_sweep()
+        swept = time.perf_counter()
+        study.run_methods()
+        timings[scope] = {"sweep": swept - began, "methods": time.perf_counter() - swept}
+    began = time.perf_counter()
+    run = run_all(prepared, config, args.out, args.data, cache=cache, progress=False)
+    report_minutes = (time.perf_counter() - began) / 60
     total = time.perf_counter() - started
-    rows = "\n".join(
-        f"| {r.scope} | {r.model_summary['architecture']['ensemble']} | {r.seconds / 60:.1f} | "
-        f"{', '.join(f'{m} {e}' for m, e in r.best_epochs.items())} |"
-        for r in results
-    )
-    name = "synthetic" if args.data == "synthetic" else "UTKFace"
-    body = f"""
-Cache: {'face-pretrained backbone and decoded images already cached (features of a scope are extracted inside the timing when missing); the models and cells of the scopes above are all trained/computed in this run' if (args.warm_cache or had_backbone) else 'empty: face pretraining and feature extraction included'}.
-Study: 3 seeds; epochs 2/4/8/16 on group 0 (FT, RND); all 5 groups at the best epochs; alpha sweep.
+    parts = []
+    for result in run.results:
+        board = leaderboard(result)
+        rows = "\n".join(
+            f"| {r['label']} | {r['setting']} | {r['F']:.3f} | {r['utility']:.2f} | {r['forgetting']:.3f} | "
+            f"{r['wasserstein']:.2f} | {r['seconds']:.1f} | {r['time_ratio']:.3f} |"
+            for r in board.to_dict("records")
+        )
+        timing = timings[result.scope]
+        parts.append(
+            f"""### Scope `{result.scope}` (ensembles of {result.model_summary["architecture"]["ensemble"]})
 
-| scope | ensemble | minutes | best epochs (highest mean F) |
-| --- | --- | --- | --- |
+| experiment | minutes |
+| --- | --- |
+| sweep: every method's knob on group 0, with O, R and R (another seed), 3 seeds | {timing["sweep"] / 60:.1f} |
+| methods experiment: every method at its best value, 5 groups x 3 seeds | {timing["methods"] / 60:.1f} |
+
+| method | setting | mean F | U | Fg | W1 to R | seconds | time / retrain |
+| --- | --- | --- | --- | --- | --- | --- | --- |
 {rows}
 
-Total including data preparation: {total / 60:.1f} min. Report: `{args.out}/index.md`.
 """
-    write_section(f"Thesis study on {name}, {args.scopes} scope (issue 4)", body, f"bench/bench_study.py --data {args.data} --scopes {args.scopes} --out {args.out}" + (" --warm-cache CACHE" if args.warm_cache else ""))
+            + "\n\n".join(criteria(result))
+        )
+    cells = pd.concat([r.runs for r in run.results])
+    body = (
+        f"Cache: backbone, decoded images and features warm; every model and cell computed in the timings "
+        f"({len(cells.drop_duplicates(['scope', 'method', 'group', 'value', 'seed']))} cells). Then the report run "
+        f"(alpha experiment, verdicts, plots) took {report_minutes:.1f} min; total {total / 60:.1f} min. "
+        f"Report: `{args.out}/index.md`.\n\n" + "\n\n".join(parts)
+    )
+    write_section(
+        f"Unlearning methods on {'UTKFace' if data else 'synthetic faces'}, {args.scopes} (issues 8-9)",
+        body,
+        f"bench/bench_study.py --data {args.data} --scopes {args.scopes} --out {args.out}"
+        + (" --warm-cache CACHE" if args.warm_cache else ""),
+    )
     print(body)
 
 

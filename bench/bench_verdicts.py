@@ -13,18 +13,30 @@ import argparse
 import json
 import time
 
-from common import write_section
-
 from olvido.data import ProtocolConfig, parse_forget, prepare_dataset
 from olvido.experiments.verdicts import VerdictConfig, Verdicts
 from olvido.experiments.workspace import ModelConfig, Workspace
 
+from common import write_section
+
 COLUMNS = [
-    ("model", "model"), ("epochs", "epochs"), ("forgetting", "Fg"), ("utility", "U"), ("mia_logistic_acc", "MIA-LR"),
-    ("mia_logistic_acc_retrained", "MIA-LR (R)"), ("mia_svc_acc", "MIA-SVC"), ("mia_svc_acc_retrained", "MIA-SVC (R)"),
-    ("lira_auc", "LiRA AUC"), ("lira_auc_retrained", "LiRA (R)"), ("wasserstein", "W1"), ("relearn_epochs", "relearn"),
-    ("relearn_epochs_retrained", "relearn (R)"), ("forget_score_prediction", "forget score"),
-    ("forget_score_neg_abs_error", "score -|err|"), ("final_score_prediction", "final"), ("evaluation_seconds", "eval s"),
+    ("model", "model"),
+    ("epochs", "epochs"),
+    ("forgetting", "Fg"),
+    ("utility", "U"),
+    ("mia_logistic_acc", "MIA-LR"),
+    ("mia_logistic_acc_retrained", "MIA-LR (R)"),
+    ("mia_svc_acc", "MIA-SVC"),
+    ("mia_svc_acc_retrained", "MIA-SVC (R)"),
+    ("lira_auc", "LiRA AUC"),
+    ("lira_auc_retrained", "LiRA (R)"),
+    ("wasserstein", "W1"),
+    ("relearn_epochs", "relearn"),
+    ("relearn_epochs_retrained", "relearn (R)"),
+    ("forget_score_prediction", "forget score"),
+    ("forget_score_neg_abs_error", "score -|err|"),
+    ("final_score_prediction", "final"),
+    ("evaluation_seconds", "eval s"),
 ]
 
 
@@ -52,10 +64,16 @@ def main() -> None:
     reference_seconds = verdicts.prepare_references()
     timed_rows = []
     for label, kwargs in (
-        (f"{methods[0]} row (its K runs + every measure)", dict(methods={methods[0]: epochs[methods[0]]}, with_original=False, with_sanity=False)),
+        (
+            f"{methods[0]} row (its K runs + every measure)",
+            dict(methods={methods[0]: epochs[methods[0]]}, with_original=False, with_sanity=False),
+        ),
         ("O row (K originals + every measure)", dict(methods={}, with_original=True, with_sanity=False)),
         *[(f"{m} row", dict(methods={m: epochs[m]}, with_original=False, with_sanity=False)) for m in methods[1:]],
-        ("perfect-forget row (K more retrained + every measure)", dict(methods={}, with_original=False, with_sanity=True)),
+        (
+            "perfect-forget row (K more retrained + every measure)",
+            dict(methods={}, with_original=False, with_sanity=True),
+        ),
     ):
         start = time.perf_counter()
         produced = verdicts.evaluate(**kwargs)
@@ -78,7 +96,11 @@ O: K originals), {args.shadows} LiRA shadows. Methods at the study's best epochs
 
 {table}
 """
-    write_section("Verdicts on UTKFace group 0 (issue 5)", body, f"bench/bench_verdicts.py --data ../shared/data/utkface/UTKFace.tar.gz --cache CACHE --epochs {args.epochs}")
+    write_section(
+        "Verdicts on UTKFace group 0 (issue 5)",
+        body,
+        f"bench/bench_verdicts.py --data ../shared/data/utkface/UTKFace.tar.gz --cache CACHE --epochs {args.epochs}",
+    )
     print(body)
     print(json.dumps(rows, indent=1, default=float))
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import datetime as _dt
-import os
-import platform
 import re
 import statistics
 import subprocess
@@ -12,23 +10,10 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from olvido.pipeline import machine_description
+
 ROOT = Path(__file__).resolve().parents[1]
 BENCHMARKS = ROOT / "BENCHMARKS.md"
-
-
-def machine() -> str:
-    import torch
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
-    return f"{os.cpu_count()} CPU cores ({cpu}), {gpu}, Python {platform.python_version()}, torch {torch.__version__}"
 
 
 def timed(function: Callable[[], object], repeats: int) -> list[float]:
@@ -46,7 +31,9 @@ def median(values: list[float]) -> float:
 
 def git_revision() -> str:
     try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+        return subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+        ).stdout.strip()
     except OSError:
         return "unknown"
 
@@ -54,11 +41,15 @@ def git_revision() -> str:
 def write_section(name: str, body: str, command: str) -> None:
     """Replace (or append) the section ``name`` of BENCHMARKS.md, stamped with command, machine and date."""
     stamp = (
-        f"- command: `{command}`\n- machine: {machine()}\n"
+        f"- command: `{command}`\n- machine: {machine_description()}\n"
         f"- date: {_dt.datetime.now().strftime('%Y-%m-%d %H:%M')} (commit {git_revision()})\n\n"
     )
     section = f"<!-- bench:{name} -->\n## {name}\n\n{stamp}{body.strip()}\n<!-- /bench:{name} -->"
-    text = BENCHMARKS.read_text() if BENCHMARKS.exists() else "# Benchmarks\n\nEach section is written by the script named in its command.\n"
+    text = (
+        BENCHMARKS.read_text()
+        if BENCHMARKS.exists()
+        else "# Benchmarks\n\nEach section is written by the script named in its command.\n"
+    )
     pattern = re.compile(rf"<!-- bench:{re.escape(name)} -->.*?<!-- /bench:{re.escape(name)} -->", re.S)
     text = pattern.sub(lambda _: section, text) if pattern.search(text) else text.rstrip() + "\n\n" + section + "\n"
     BENCHMARKS.write_text(text)

@@ -9,6 +9,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_ARCHIVE = REPO.parent / "shared" / "data" / "utkface" / "UTKFace.tar.gz"
+# torchvision's offline ImageNet weights; set before any test module builds a backbone.
+os.environ.setdefault("TORCH_HOME", str(REPO.parent / "shared" / "torch"))
 
 
 @pytest.fixture(scope="session", autouse=True)

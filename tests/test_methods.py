@@ -1,90 +1,265 @@
+"""The unlearning API and every registered method.
+
+Contract tests run over the whole registry (``list_methods()``), so a method is covered the day it is
+registered; behavioural tests check that each new method forgets on a tiny problem where forgetting is
+measurable (``helpers.StripesProblem``).
+"""
+
+import json
+from dataclasses import fields
+
 import numpy as np
 import pytest
 import torch
-from torch.utils.data import DataLoader, Dataset
 
 from olvido.data import parse_forget
-from olvido.methods import METHODS, unlearn
+from olvido.errors import OlvidoError
+from olvido.methods import METHODS, config_for, get_method, list_methods, make_config, unlearn
 from olvido.methods.finetune import FinetuneConfig
 from olvido.methods.random_labels import THESIS_OFFSETS, RandomLabelsConfig, ShiftedLabels
 from olvido.methods.retrain import RetrainConfig
 from olvido.metrics import forgetting
 from olvido.models.ensemble import Ensemble
-from olvido.storage import OlvidoError
 from olvido.training import ArrayDataset, ConcatSamples, FitConfig, make_loader, predict
 
-from test_models import FAST_FIT, needs_weights
+from helpers import FAST_FIT, StripesNet, StripesProblem, Untouchable, needs_weights
+
+ALL = list_methods()
+THESIS_METHODS = ("finetune", "random_labels")
+NEW_METHODS = ("reset_distill", "scrub", "neggrad_plus", "msg", "ct", "blindspot", "gaussian_amnesiac")
+# Short runs for the contract tests (each method's own defaults otherwise).
+QUICK = {"epochs": 1, "batch_size": 64}
 
 
-def _toy(n=64, seed=0):
-    generator = torch.Generator().manual_seed(seed)
-    x = torch.randn(n, 4, generator=generator)
-    return ArrayDataset(x, (x[:, 0] * 5 + 40).clamp(20, 60))
+@pytest.fixture(scope="module")
+def problem() -> StripesProblem:
+    return StripesProblem()
 
 
-def _toy_model(seed=0):
-    torch.manual_seed(seed)
-    return torch.nn.Sequential(torch.nn.Linear(4, 16), torch.nn.ReLU(), torch.nn.Linear(16, 1), torch.nn.Flatten(0))
+def _run(name, model, problem, seed=0, **values):
+    config = make_config(name, seed=seed, **{**QUICK, **values})
+    return unlearn(
+        name,
+        model,
+        problem.dataset("retain"),
+        problem.dataset("forget"),
+        problem.dataset("retain_val"),
+        config,
+        new_model=StripesNet,
+        label_range=(20.0, 60.0),
+    )
 
 
-class Untouchable(Dataset):
-    """A forget set that fails the test if anything reads it."""
-
-    def __len__(self):
-        return 10
-
-    def __getitem__(self, index):
-        raise AssertionError("the forget set was read")
-
-    __getitems__ = __getitem__
+def _predictions(model, problem):
+    return predict(model, problem.dataset("train"))
 
 
-def test_registry_lists_the_thesis_methods_and_rejects_unknown_names():
-    assert {"retrain", "finetune", "random_labels"} <= set(METHODS)
+# -- contract, over the registry ------------------------------------------------------------------------
+def test_the_registry_holds_the_thesis_and_the_seven_new_methods():
+    assert set(THESIS_METHODS + NEW_METHODS + ("retrain",)) <= set(ALL)
     with pytest.raises(OlvidoError, match="expected one of"):
-        unlearn("amnesia", _toy_model(), _toy(), _toy(), _toy())
-    with pytest.raises(OlvidoError, match="takes a FinetuneConfig"):
-        unlearn("finetune", _toy_model(), _toy(), _toy(), _toy(), RandomLabelsConfig())
+        get_method("amnesia")
 
 
-def test_unlearn_never_modifies_the_callers_model_and_is_timed():
-    model = _toy_model()
+@pytest.mark.parametrize("name", ALL)
+def test_spec_is_complete_and_describable(name):
+    spec = get_method(name)
+    assert spec.label and spec.summary and spec.reference
+    assert spec.knob.name in {f.name for f in fields(spec.config_class)}
+    for value in spec.knob.values:  # every sweep value makes a valid config
+        assert getattr(make_config(name, **{spec.knob.name: value}), spec.knob.name) == value
+    assert set(spec.scopes) <= {"head", "last", "all"} and spec.needs <= {
+        "retain",
+        "forget",
+        "val",
+        "teacher",
+        "new_model",
+        "holdout",
+    }
+    assert json.loads(json.dumps(spec.describe()))["name"] == name
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_an_unknown_config_field_is_a_one_line_error(name):
+    with pytest.raises(OlvidoError, match=r"unknown config field 'learning_rate'; expected some of .*epochs") as error:
+        make_config(name, learning_rate=0.1)
+    assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_the_callers_model_is_untouched_and_the_result_is_timed(name, problem):
+    model = problem.original
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    result = unlearn("finetune", model, _toy(), Untouchable(), _toy(seed=1), FinetuneConfig(epochs=2))
+    result = _run(name, model, problem)
     for key, value in model.state_dict().items():
-        torch.testing.assert_close(value, before[key])
-    assert result.seconds > 0 and result.method == "finetune"
-    assert any(not torch.equal(v, before[k]) for k, v in result.model.state_dict().items())
+        torch.testing.assert_close(value, before[key], rtol=0, atol=0)
+    assert result.seconds > 0 and result.method == name and not result.model.training
 
 
-def test_finetune_and_retrain_never_read_the_forget_set():
-    unlearn("finetune", _toy_model(), _toy(), Untouchable(), _toy(seed=1), FinetuneConfig(epochs=1))
-    unlearn("retrain", _toy_model(), _toy(), Untouchable(), _toy(seed=1), RetrainConfig(epochs=3, init=_toy_model))
+@pytest.mark.parametrize("name", ALL)
+def test_the_same_seed_gives_the_same_predictions(name, problem):
+    first = _predictions(_run(name, problem.original, problem, seed=3).model, problem)
+    second = _predictions(_run(name, problem.original, problem, seed=3).model, problem)
+    np.testing.assert_array_equal(first, second)
+    if get_method(name).stochastic:
+        other = _predictions(_run(name, problem.original, problem, seed=4).model, problem)
+        assert not np.array_equal(first, other), "a stochastic method gave identical results for two seeds"
 
 
-def test_methods_accept_dataloaders_as_in_the_neurips_api():
-    retain, forget, val = (make_loader(_toy(seed=s), 16, shuffle=True) for s in (0, 1, 2))
-    for name, config in [("finetune", FinetuneConfig(epochs=1)), ("random_labels", RandomLabelsConfig(epochs=1))]:
-        model = unlearn(name, _toy_model(), retain, forget, val, config).model
-        assert predict(model, val).shape == (64,)
+@pytest.mark.parametrize("name", ALL)
+def test_predictions_are_finite_and_inside_the_label_range(name, problem):
+    predictions = _predictions(_run(name, problem.original, problem).model, problem)
+    assert predictions.shape == (len(problem.ids["train"]),) and np.isfinite(predictions).all()
+    assert predictions.min() >= 20 and predictions.max() <= 60
 
 
-def test_retrain_uses_the_factory_and_ignores_the_original_weights():
-    original = _toy_model(seed=5)
-    fresh = unlearn("retrain", original, _toy(), Untouchable(), _toy(seed=1), RetrainConfig(epochs=1, patience=None, init=_toy_model))
-    untrained = _toy_model(seed=0)
-    # one epoch from the factory's weights moves away from them, but never starts from the original's
-    assert not torch.equal(fresh.model[0].weight, original[0].weight)
-    assert (fresh.model[0].weight - untrained[0].weight).abs().max() < (fresh.model[0].weight - original[0].weight).abs().max()
-
-
-def test_ensembles_are_unlearned_member_by_member():
-    ensemble = Ensemble([_toy_model(0), _toy_model(1)])
-    result = unlearn("finetune", ensemble, _toy(), Untouchable(), _toy(seed=1), FinetuneConfig(epochs=1))
+@pytest.mark.parametrize("name", ALL)
+def test_it_works_on_an_ensemble_member_by_member(name, problem):
+    ensemble = Ensemble([problem.original, problem.retrained])
+    result = _run(name, ensemble, problem, seed=2)
     assert isinstance(result.model, Ensemble) and len(result.model.members) == 2
-    single = unlearn("finetune", _toy_model(1), _toy(), Untouchable(), _toy(seed=1), FinetuneConfig(epochs=1, seed=1))
-    # member 1 of seed 0 uses seed 1, like a single model unlearned with seed 1
-    torch.testing.assert_close(result.model.members[1].state_dict(), single.model.state_dict())
+    alone = _run(name, problem.retrained, problem, seed=2001)  # member 1 of seed 2 uses seed 2001
+    np.testing.assert_allclose(
+        _predictions(result.model.members[1], problem), _predictions(alone.model, problem), rtol=0, atol=1e-5
+    )
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_it_trains_only_what_its_scope_lets_it_train(name, problem):
+    model = StripesNet(0)
+    model.load_state_dict(problem.original.state_dict())
+    frozen = model.head[0]  # as if this layer belonged to the frozen part of a scope
+    for parameter in frozen.parameters():
+        parameter.requires_grad_(False)
+    before = {k: v.clone() for k, v in frozen.state_dict().items()}
+    result = _run(name, model, problem)
+    unlearned = result.model.head[0] if name != "retrain" else None
+    if unlearned is not None:
+        for key, value in unlearned.state_dict().items():
+            torch.testing.assert_close(value, before[key], rtol=0, atol=0)
+        assert not all(p.requires_grad for p in result.model.head[0].parameters())
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_undeclared_data_are_never_read(name, problem):
+    spec = get_method(name)
+    forget = problem.dataset("forget") if "forget" in spec.needs else Untouchable()
+    val = problem.dataset("retain_val") if "val" in spec.needs else Untouchable()
+    config = make_config(name, **QUICK)
+    unlearn(
+        name,
+        problem.original,
+        problem.dataset("retain"),
+        forget,
+        val,
+        config,
+        new_model=StripesNet,
+        label_range=(20.0, 60.0),
+    )
+
+
+def test_reading_an_undeclared_set_is_a_clear_error(problem):
+    from olvido.methods.base import UnlearnConfig, _Unavailable
+
+    assert isinstance(UnlearnConfig(), UnlearnConfig)
+    with pytest.raises(OlvidoError, match="read the forget set without declaring 'forget'"):
+        len(_Unavailable("finetune", "forget"))
+
+
+# -- behaviour: each new method forgets on the stripes problem --------------------------------------------
+# Settings for this tiny problem (900 training images, not thousands of faces): more epochs or a larger
+# learning rate than the real-data defaults, so each method takes enough optimiser steps.
+TOY_SETTINGS = {
+    "reset_distill": dict(epochs=20, warmup_epochs=10, lr=3e-3, batch_size=32),
+    "scrub": dict(epochs=10, max_steps=2, lr=1e-2, batch_size=32, forget_batch_size=4),
+    "neggrad_plus": dict(epochs=5, lr=3e-3, batch_size=32),
+    "msg": dict(epochs=10, lr=1e-2, batch_size=32),
+    "ct": dict(epochs=20, lr=1e-2, batch_size=32),
+    "blindspot": dict(epochs=3, lr=3e-3, batch_size=32),
+    "gaussian_amnesiac": dict(epochs=8, lr=3e-3, batch_size=32),
+}
+
+
+def test_the_problem_separates_the_original_from_the_retrained_model(problem):
+    original, retrained = problem.mae(problem.original, "forget"), problem.mae(problem.retrained, "forget")
+    assert retrained > 2.5 * original
+    assert problem.mae(problem.retrained, "retain") < 1.2 * problem.mae(problem.original, "retain")
+
+
+@pytest.mark.parametrize("name", NEW_METHODS)
+def test_the_method_moves_forget_errors_half_way_to_retraining_and_keeps_retain_accuracy(name, problem):
+    model = _run(name, problem.original, problem, **TOY_SETTINGS[name]).model
+    original, retrained = problem.mae(problem.original, "forget"), problem.mae(problem.retrained, "forget")
+    moved = (problem.mae(model, "forget") - original) / (retrained - original)
+    assert moved >= 0.5, f"forget MAE moved {moved:.2f} of the way from O ({original:.2f}) to R ({retrained:.2f})"
+    assert problem.mae(model, "retain") <= 1.1 * problem.mae(problem.original, "retain")
+
+
+# -- the API -------------------------------------------------------------------------------------------------
+def test_config_for_keeps_a_methods_own_recipe_unless_it_continues_the_training_recipe():
+    recipe = FitConfig(lr=0.123, batch_size=77)
+    assert (config_for("finetune", recipe).lr, config_for("finetune", recipe).batch_size) == (0.123, 77)
+    scrub = config_for("scrub", recipe)
+    assert (scrub.lr, scrub.batch_size) == (make_config("scrub").lr, make_config("scrub").batch_size)
+    assert config_for("finetune", recipe, 0).epochs == 0  # 0 epochs is a value, not "the default"
+    assert config_for("finetune", recipe).epochs == FinetuneConfig().epochs
+
+
+def test_configs_reject_invalid_values_in_one_line():
+    with pytest.raises(OlvidoError, match="epochs -1: expected a whole number >= 0"):
+        FinetuneConfig(epochs=-1)
+    with pytest.raises(OlvidoError, match="optimizer 'adamax'"):
+        FinetuneConfig(optimizer="adamax")
+    with pytest.raises(OlvidoError, match="takes a FinetuneConfig"):
+        unlearn(
+            "finetune",
+            StripesNet(),
+            ArrayDataset(torch.zeros(4, 1, 8, 8), torch.ones(4)),
+            Untouchable(),
+            Untouchable(),
+            RandomLabelsConfig(),
+        )
+
+
+def test_zero_epochs_of_finetuning_return_the_original(problem):
+    result = _run("finetune", problem.original, problem, epochs=0)
+    np.testing.assert_array_equal(_predictions(result.model, problem), _predictions(problem.original, problem))
+
+
+def test_methods_accept_dataloaders_as_in_the_neurips_api(problem):
+    retain, forget, val = (
+        make_loader(problem.dataset(p), 16, shuffle=True) for p in ("retain", "forget", "retain_val")
+    )
+    for name in ("finetune", "random_labels", "neggrad_plus"):
+        model = unlearn(name, problem.original, retain, forget, val, make_config(name, epochs=1)).model
+        assert predict(model, val).shape == (len(problem.ids["retain_val"]),)
+
+
+def test_retrain_starts_from_the_factory_not_from_the_original(problem):
+    result = unlearn(
+        "retrain",
+        problem.original,
+        problem.dataset("retain"),
+        Untouchable(),
+        problem.dataset("retain_val"),
+        RetrainConfig(epochs=1, patience=None),
+        new_model=StripesNet,
+    )
+    start = StripesNet(0)
+    distance = lambda a, b: float((a.head[2].weight - b.head[2].weight).abs().max().detach())  # noqa: E731
+    assert distance(result.model, start) < distance(result.model, problem.original)
+
+
+def test_the_default_factory_reinitialises_a_foreign_model(problem):
+    result = unlearn(
+        "retrain",
+        problem.original,
+        problem.dataset("retain"),
+        Untouchable(),
+        problem.dataset("retain_val"),
+        RetrainConfig(epochs=1, patience=None),
+    )
+    assert not torch.equal(result.model.head[2].weight, problem.original.head[2].weight)
 
 
 def test_random_label_offsets_have_exactly_the_documented_distribution():
@@ -125,12 +300,24 @@ def test_concat_samples_keeps_the_order_of_mixed_batches():
 def test_finetune_moves_forget_errors_toward_the_retrained_models(prepared, tmp_path):
     from olvido.experiments.workspace import ModelConfig, Workspace
 
-    ws = Workspace(prepared, ModelConfig(init="imagenet", ensemble=1), fit_config=FAST_FIT, cache=tmp_path, progress=False)
+    ws = Workspace(
+        prepared,
+        ModelConfig(init="imagenet", ensemble=1, mirror=False),
+        fit_config=FAST_FIT,
+        cache=tmp_path,
+        progress=False,
+    )
     split = parse_forget(prepared.manifest, "group:0")
     original, retrained = ws.original(0).model, ws.retrained(split, 0).model
-    tuned = unlearn("finetune", original, ws.dataset(split.retain_train), ws.dataset(split.forget), ws.dataset(split.retain_val), FinetuneConfig(epochs=8)).model
+    tuned = ws.unlearn("finetune", original, split, 8).model
     y = ws.ages(split.forget)
-    prediction = {name: ws.predict(model, split.forget) for name, model in [("O", original), ("R", retrained), ("FT", tuned)]}
+    prediction = {
+        name: ws.predict(model, split.forget) for name, model in [("O", original), ("R", retrained), ("FT", tuned)]
+    }
     gap = {name: np.abs(np.abs(y - prediction[name]) - np.abs(y - prediction["R"])).mean() for name in ("O", "FT")}
     assert gap["FT"] < gap["O"]
     assert forgetting(y, prediction["FT"], prediction["R"]) > forgetting(y, prediction["O"], prediction["R"])
+
+
+def test_every_registered_method_is_in_the_package_namespace():
+    assert set(METHODS) == set(ALL)

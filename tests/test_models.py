@@ -1,32 +1,19 @@
-import os
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
 
 from olvido.checkpoint import load_checkpoint, save_checkpoint
 from olvido.data import parse_forget
+from olvido.errors import OlvidoError
 from olvido.experiments import workspace as workspace_module
 from olvido.experiments.workspace import ModelConfig, Workspace
 from olvido.models.backbones import build_backbone, split_for_scope
 from olvido.models.ensemble import Ensemble
 from olvido.models.heads import ThesisHead
 from olvido.models.pretrain import PretrainConfig, pretrain_backbone, pretraining_pool
-from olvido.storage import OlvidoError
-from olvido.training import ArrayDataset, FitConfig, fit, mean_absolute_error, predict
+from olvido.training import ArrayDataset, FitConfig, fit, model_mae, predict
 
-SHARED_TORCH = Path(__file__).resolve().parents[2] / "shared" / "torch"
-os.environ.setdefault("TORCH_HOME", str(SHARED_TORCH))
-FAST_FIT = FitConfig(epochs=30, batch_size=256, lr=2e-3, patience=4)  # a quick recipe for synthetic tests
-
-
-def _has_imagenet_weights() -> bool:
-    home = Path(os.environ["TORCH_HOME"]) / "hub" / "checkpoints" / "mobilenet_v2-b0353104.pth"
-    return home.exists()
-
-
-needs_weights = pytest.mark.skipif(not _has_imagenet_weights(), reason="ImageNet MobileNetV2 weights not in TORCH_HOME")
+from helpers import FAST_FIT, needs_weights
 
 
 @pytest.fixture(scope="module")
@@ -41,10 +28,11 @@ def workspace(prepared, tmp_path_factory):
 
 
 def test_thesis_head_shape_and_range():
+    torch.manual_seed(0)
     head = ThesisHead(1280).eval()
-    out = head(torch.randn(7, 1280) * 100)
+    out = head(torch.randn(7, 1280) * 100)  # large inputs saturate the sigmoid: the range is closed
     assert out.shape == (7,)
-    assert (out > 0).all() and (out < 60).all()
+    assert (out >= 0).all() and (out <= 60).all()
     assert isinstance(ThesisHead(512).projection, torch.nn.Identity)
 
 
@@ -68,14 +56,19 @@ def test_early_stopping_restores_the_best_epoch():
     val_maes = [h["val_mae"] for h in result.history]
     assert result.best_epoch == int(np.argmin(val_maes)) + 1
     assert len(result.history) == result.best_epoch + 5 < 60  # stopped after 5 epochs without improvement
-    assert mean_absolute_error(model, val) == pytest.approx(min(val_maes), rel=1e-5)
+    assert model_mae(model, val) == pytest.approx(min(val_maes), rel=1e-5)
 
 
 def test_fit_rejects_broadcasting_shapes():
     model = torch.nn.Linear(3, 1)  # returns (n, 1)
     data = ArrayDataset(torch.randn(8, 3), torch.zeros(8))
     with pytest.raises(ValueError, match="shape"):
-        fit(model, data, config=FitConfig(epochs=1, patience=None), loss_fn=lambda p, t: workspace_module.fit.__globals__["l1_loss"](p.unsqueeze(-1), t))
+        fit(
+            model,
+            data,
+            config=FitConfig(epochs=1, patience=None),
+            loss_fn=lambda p, t: workspace_module.fit.__globals__["l1_loss"](p.unsqueeze(-1), t),
+        )
 
 
 @needs_weights
@@ -96,7 +89,13 @@ def test_cache_hit_trains_nothing(workspace, monkeypatch):
 def test_seeded_training_gives_identical_predictions_twice(prepared, tmp_path):
     runs = []
     for folder in ("a", "b"):
-        ws = Workspace(prepared, ModelConfig(init="imagenet", ensemble=1), fit_config=FitConfig(epochs=3, patience=None), cache=tmp_path / folder, progress=False)
+        ws = Workspace(
+            prepared,
+            ModelConfig(init="imagenet", ensemble=1, mirror=False),
+            fit_config=FitConfig(epochs=3, patience=None),
+            cache=tmp_path / folder,
+            progress=False,
+        )
         runs.append(ws.predict(ws.original(seed=4).model, ws.split_ids("test")))
     np.testing.assert_array_equal(runs[0], runs[1])
 
@@ -113,7 +112,13 @@ def test_head_scope_on_cached_embeddings_equals_backbone_plus_head_on_images(wor
 
 @needs_weights
 def test_last_scope_trains_on_cached_activations_and_matches_images(prepared, tmp_path):
-    ws = Workspace(prepared, ModelConfig(init="imagenet", scope="last", ensemble=1), fit_config=FitConfig(epochs=1, patience=None), cache=tmp_path, progress=False)
+    ws = Workspace(
+        prepared,
+        ModelConfig(init="imagenet", scope="last", ensemble=1),
+        fit_config=FitConfig(epochs=1, patience=None),
+        cache=tmp_path,
+        progress=False,
+    )
     assert ws.inputs.ndim == 4  # the stem's activations, not pooled features
     model = ws.original(seed=0).model
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
@@ -250,13 +255,20 @@ def test_ensemble_averages_members():
 
 @needs_weights
 def test_all_scope_trains_end_to_end_on_images(prepared, tmp_path):
-    ws = Workspace(prepared, ModelConfig(init="imagenet", scope="all", ensemble=1),
-                   fit_config=FitConfig(epochs=1, batch_size=32, lr=1e-4, patience=None), cache=tmp_path, progress=False)
+    ws = Workspace(
+        prepared,
+        ModelConfig(init="imagenet", scope="all", ensemble=1),
+        fit_config=FitConfig(epochs=1, batch_size=32, lr=1e-4, patience=None),
+        cache=tmp_path,
+        progress=False,
+    )
     assert ws.inputs.dtype == torch.uint8 and ws.inputs.shape[1:] == (64, 64, 3)  # images: nothing frozen
     train, val = ws.split_ids("train")[:128], ws.split_ids("val")[:32]
     model = ws.train(train, val, seed=0).model
     trainable = [name for name, p in model.named_parameters() if p.requires_grad]
     assert any("body" in name for name in trainable) and any("head" in name for name in trainable)
     ids = ws.split_ids("test")[:8]
-    on_images = predict(ws.deployable(model), ArrayDataset(torch.from_numpy(prepared.images()[ws.rows(ids)]), np.zeros(8)))
+    on_images = predict(
+        ws.deployable(model), ArrayDataset(torch.from_numpy(prepared.images()[ws.rows(ids)]), np.zeros(8))
+    )
     np.testing.assert_allclose(ws.predict(model, ids), on_images, rtol=1e-5, atol=1e-4)

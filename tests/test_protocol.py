@@ -13,7 +13,7 @@ from olvido.data.protocol import (
     reduce_stratified,
     split_random,
 )
-from olvido.storage import OlvidoError
+from olvido.errors import OlvidoError
 
 
 def test_reduction_keeps_each_age_share_within_rounding(synthetic_faces):
@@ -198,7 +198,9 @@ def test_quality_filter_is_off_by_default_and_reported_when_on(synthetic_faces, 
     from olvido.data.protocol import image_quality
 
     median = float(image_quality(synthetic_faces.images)["sharpness"].median())
-    on = prepare_faces(synthetic_faces, ProtocolConfig(quality_filter=True, min_sharpness=median, min_contrast=0), cache=tmp_path)
+    on = prepare_faces(
+        synthetic_faces, ProtocolConfig(quality_filter=True, min_sharpness=median, min_contrast=0), cache=tmp_path
+    )
     assert off.counts["quality_removed"] == 0
     assert on.counts["quality_removed"] == len(on.removed_by_quality) > 0
     assert on.counts["kept"] == off.counts["kept"] - on.counts["quality_removed"]

@@ -1,55 +1,80 @@
+"""The study: resumable cells, metrics that match the stored predictions, a registry-driven report."""
+
 import numpy as np
 import pandas as pd
 import pytest
 
-from olvido.experiments import study as study_module
-from olvido.experiments.study import Study, StudyConfig, run_study
+from olvido.errors import OlvidoError
+from olvido.experiments.study import (
+    ORIGINAL,
+    RETRAINED,
+    RETRAINED_OTHER,
+    Study,
+    StudyConfig,
+    canonical_value,
+    comparable_methods,
+    run_study,
+)
 from olvido.experiments.workspace import ModelConfig, Workspace
 from olvido.metrics import forgetting
-from olvido.report.study_report import write_report
+from olvido.report.study_report import leaderboard, write_report
 
-from test_models import FAST_FIT, needs_weights
+from helpers import FAST_FIT, needs_weights
 
-TINY = StudyConfig(seeds=(0, 1), groups=(0, 4), epochs=(1, 2), alphas=(5.0, 15.0))
+TINY = StudyConfig(
+    seeds=(0, 1),
+    groups=(0, 4),
+    alphas=(5.0, 15.0),
+    methods=("finetune", "random_labels"),
+    sweeps=(("finetune", (1, 2)), ("random_labels", (1, 2))),
+)
 
 
 @pytest.fixture(scope="module")
 def tiny_workspace(prepared, tmp_path_factory):
-    return Workspace(prepared, ModelConfig(init="imagenet", ensemble=1), fit_config=FAST_FIT, cache=tmp_path_factory.mktemp("study"), progress=False)
+    return Workspace(
+        prepared,
+        ModelConfig(init="imagenet", ensemble=1, mirror=False),
+        fit_config=FAST_FIT,
+        cache=tmp_path_factory.mktemp("study"),
+        progress=False,
+    )
 
 
 @needs_weights
-def test_runner_resumes_after_an_interruption_without_recomputing(tiny_workspace, monkeypatch):
+def test_the_study_resumes_after_an_interruption_without_recomputing(tiny_workspace, monkeypatch):
     computed = []
     real_compute = Study._compute
 
-    def counting(self, method, group, epochs, seed):
+    def counting(self, method, group, value, seed):
         if len(computed) == 5:
             raise KeyboardInterrupt  # killed in the middle of the sixth cell
-        computed.append((method, group, epochs, seed))
-        return real_compute(self, method, group, epochs, seed)
+        computed.append((method, group, value, seed))
+        return real_compute(self, method, group, value, seed)
 
     monkeypatch.setattr(Study, "_compute", counting)
     with pytest.raises(KeyboardInterrupt):
-        Study(tiny_workspace, TINY, progress=False).run_epochs()
+        Study(tiny_workspace, TINY, progress=False).run_sweep()
     finished = list(computed)
     assert len(finished) == 5
 
     computed.clear()
     monkeypatch.setattr(Study, "_compute", lambda self, *cell: (computed.append(cell), real_compute(self, *cell))[1])
-    table = Study(tiny_workspace, TINY, progress=False).run_epochs()
+    table = Study(tiny_workspace, TINY, progress=False).run_sweep()
     assert not set(finished) & set(computed)  # finished cells were loaded, not recomputed
-    assert len(table) == 2 * 2 + 2 * 2 * 2  # (O, R) x seeds + methods x epochs x seeds
+    assert len(table) == 3 * 2 + 2 * 2 * 2  # (R, O, R another seed) x seeds + methods x values x seeds
     computed.clear()
-    Study(tiny_workspace, TINY, progress=False).run_epochs()
+    Study(tiny_workspace, TINY, progress=False).run_sweep()
     assert computed == []  # a third run computes nothing
+    Study(tiny_workspace, TINY, progress=False).cell("finetune", 0, 2.0, 0)  # 2.0 is the cell of 2
+    assert computed == []
 
 
 @needs_weights
 def test_cell_metrics_match_the_stored_predictions(tiny_workspace):
     study = Study(tiny_workspace, TINY, progress=False)
     cell = study.cell("finetune", 0, 2, 0)
-    reference = study.cell("retrained", 0, None, 0)
+    reference = study.cell(RETRAINED, 0, None, 0)
     ages = tiny_workspace.ages(cell.predictions["forget_ids"])
     expected = forgetting(ages, cell.predictions["forget_pred"], reference.predictions["forget_pred"], 15.0)
     assert cell.record["forgetting"] == pytest.approx(expected)
@@ -58,35 +83,88 @@ def test_cell_metrics_match_the_stored_predictions(tiny_workspace):
     assert cell.record["test_mae"] == pytest.approx(np.abs(test_ages - cell.predictions["test_pred"]).mean())
     assert cell.record["time_ratio"] == pytest.approx(cell.record["seconds"] / cell.record["retrain_seconds"], rel=1e-3)
     assert set(cell.predictions["test_ids"]) == set(study.split(0).test)
+    gap = np.abs(cell.predictions["forget_pred"] - reference.predictions["forget_pred"]).mean()
+    assert cell.record["prediction_gap"] == pytest.approx(gap)
+    other = study.cell(RETRAINED_OTHER, 0, None, 0)  # a second retrained model: another seed, not R itself
+    assert 0 < other.record["prediction_gap"] and other.record["forgetting"] < 1.0
 
 
 @needs_weights
 def test_report_builds_from_a_tiny_run(tiny_workspace, tmp_path):
     result = run_study(tiny_workspace, TINY, progress=False)
-    assert set(result.best_epochs) == {"finetune", "random_labels"}
+    assert set(result.best) == {"finetune", "random_labels"}
     index = write_report([result], tmp_path / "report", {"command": "test", "date": "today"})
     text = index.read_text()
-    for heading in ("Table 3", "Tables 4-7", "Table 8", "Wall time", "What the numbers say"):
+    for heading in (
+        "Leaderboard",
+        "Table 3",
+        "Tables 4-7",
+        "Table 8",
+        "Wall time",
+        "What the numbers say",
+        "FT",
+        "RND",
+    ):
         assert heading in text
-    for name in ("runs.csv", "alpha.csv", "predictions.csv.gz", "summary.json", "forgetting_vs_alpha.png", "epochs.png", "per_sample_errors_head.png"):
+    files = (
+        "runs.csv",
+        "leaderboard.csv",
+        "alpha.csv",
+        "predictions.csv.gz",
+        "summary.json",
+        "forgetting_vs_alpha.png",
+        "sweep_head.png",
+        "f_vs_time.png",
+        "per_sample_errors_head.png",
+    )
+    for name in files:
         assert (tmp_path / "report" / name).stat().st_size > 0
     runs = pd.read_csv(tmp_path / "report" / "runs.csv")
-    assert {"utility", "forgetting", "F", "seconds", "time_ratio"} <= set(runs.columns)
-    assert set(runs["experiment"]) == {"epochs", "groups"}
-    assert set(runs.loc[runs["experiment"] == "groups", "group"]) == {0, 4}
+    assert {"utility", "forgetting", "F", "wasserstein", "prediction_gap", "seconds", "time_ratio"} <= set(runs.columns)
+    assert set(runs["experiment"]) == {"sweep", "methods"}
+    assert set(runs.loc[runs["experiment"] == "methods", "group"]) == {0, 4}
+    board = pd.read_csv(tmp_path / "report" / "leaderboard.csv")
+    assert list(board["F"]) == sorted(board["F"], reverse=True)
+    assert {ORIGINAL, RETRAINED_OTHER, "finetune", "random_labels"} == set(board["method"])
     predictions = pd.read_csv(tmp_path / "report" / "predictions.csv.gz")
     assert set(predictions["set"]) == {"test", "forget"}
     per_sample = pd.read_csv(tmp_path / "report" / "per_sample_errors_head.csv")
-    assert len(per_sample) == min(100, int(result.runs["n_test"].iloc[0])) and {"original", "retrained", "finetune", "random_labels"} <= set(per_sample.columns)
+    assert len(per_sample) == min(100, int(result.runs["n_test"].iloc[0]))
+    assert {ORIGINAL, RETRAINED, "finetune", "random_labels"} <= set(per_sample.columns)
     alpha = pd.read_csv(tmp_path / "report" / "alpha.csv")
     assert set(alpha["alpha"]) == {5.0, 15.0}
-    # Forgetting rises with alpha for every model (exp(-d/alpha) grows with alpha)
+    # Forgetting rises strictly with alpha for every model that differs from R (exp(-d/alpha) grows with alpha)
     means = alpha.groupby(["method", "alpha"])["forgetting"].mean().unstack()
-    assert (means[15.0] >= means[5.0]).all()
+    assert (means[15.0] > means[5.0]).all()
 
 
-def test_unknown_methods_are_rejected_up_front():
-    from olvido.storage import OlvidoError
+@needs_weights
+def test_wall_time_counts_each_cell_once(tiny_workspace):
+    result = run_study(tiny_workspace, TINY, progress=False)
+    board = leaderboard(result)
+    cells = board.set_index("method")["cells"]
+    assert cells["finetune"] == len(TINY.groups) * len(TINY.seeds)
+    runs = result.runs
+    shared = runs[(runs["method"] == ORIGINAL) & (runs["group"] == 0)]
+    assert len(shared) == 2 * len(TINY.seeds)  # in both experiments ...
+    from olvido.experiments.study import unique_cells
 
+    assert len(unique_cells(shared)) == len(TINY.seeds)  # ... but one cell each
+
+
+def test_knob_values_have_one_canonical_form():
+    assert canonical_value(2.0) == 2 and isinstance(canonical_value(2.0), int)
+    assert canonical_value(0.5) == 0.5 and canonical_value(None) is None and canonical_value(float("nan")) is None
+
+
+def test_study_config_is_checked_up_front():
     with pytest.raises(OlvidoError, match="expected one of"):
         StudyConfig(methods=("finetune", "teleport"))
+    with pytest.raises(OlvidoError, match="not among the study's methods"):
+        StudyConfig(methods=("finetune",), best=(("scrub", 2),))
+    with pytest.raises(OlvidoError, match="group 7"):
+        StudyConfig(groups=(0, 7))
+    with pytest.raises(OlvidoError, match="do not support the head scope"):
+        StudyConfig(methods=("ct",)).methods_for("head")
+    assert "ct" not in comparable_methods("head") and "ct" in comparable_methods("last")
+    assert "retrain" not in comparable_methods("last")

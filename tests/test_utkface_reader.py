@@ -8,7 +8,7 @@ from PIL import Image
 
 from olvido.cli import main
 from olvido.data.utkface import parse_filename, read_utkface
-from olvido.storage import OlvidoError
+from olvido.errors import OlvidoError
 
 MALFORMED = {
     "39_1_20170116174525125.jpg.chip.jpg": (39, 1, None),

@@ -4,13 +4,20 @@ import numpy as np
 import pytest
 
 from olvido.data import parse_forget
-from olvido.experiments.verdicts import ORIGINAL, RETRAINED_OTHER_SEED, VerdictConfig, Verdicts, feature_injection, interclass_confusion
+from olvido.experiments.verdicts import (
+    ORIGINAL,
+    RETRAINED_OTHER_SEED,
+    VerdictConfig,
+    Verdicts,
+    feature_injection,
+    interclass_confusion,
+)
 from olvido.experiments.workspace import ModelConfig, Workspace
 from olvido.metrics.distances import mean_prediction_difference, prediction_wasserstein
 from olvido.metrics.mia import attack_features, likelihood_ratio_scores, population_attack, score_attack
-
 from olvido.training import FitConfig
-from test_models import FAST_FIT, needs_weights
+
+from helpers import FAST_FIT, needs_weights
 
 
 def test_population_attack_separates_memorised_from_unseen_and_not_alike():
@@ -51,8 +58,13 @@ def test_distances_by_hand():
 
 @pytest.fixture(scope="module")
 def workspace(prepared, tmp_path_factory):
-    return Workspace(prepared, ModelConfig(init="imagenet", ensemble=1), fit_config=FAST_FIT,
-                     cache=tmp_path_factory.mktemp("verdicts"), progress=False)
+    return Workspace(
+        prepared,
+        ModelConfig(init="imagenet", ensemble=1, mirror=False),
+        fit_config=FAST_FIT,
+        cache=tmp_path_factory.mktemp("verdicts"),
+        progress=False,
+    )
 
 
 @needs_weights
@@ -64,7 +76,9 @@ def test_retraining_looks_like_a_perfect_forget_and_the_original_does_not(worksp
     assert original["forgetting"] < other["forgetting"] - 0.1
     # With K = 6 models per side the threshold search finds some epsilon even between two samples of
     # one distribution, so "near the top" means far above the original, not 1.
-    assert other["forget_score_prediction"] > max(3 * original["forget_score_prediction"], original["forget_score_prediction"] + 0.1)
+    assert other["forget_score_prediction"] > max(
+        3 * original["forget_score_prediction"], original["forget_score_prediction"] + 0.1
+    )
     assert other["mean_epsilon_prediction"] < original["mean_epsilon_prediction"] / 2
     assert original["wasserstein"] > 2 * other["wasserstein"]
     # Population attacks: another retrained model is no easier to attack than the reference (up to the
@@ -78,8 +92,13 @@ def test_retraining_looks_like_a_perfect_forget_and_the_original_does_not(worksp
 def test_a_planted_canary_is_flagged_on_the_original_and_not_after_retraining(prepared, tmp_path):
     # Memorising one image needs training past the early-stopping point: a fixed 20 epochs, on a
     # 1,500-image subset to keep the ten trainings fast.
-    workspace = Workspace(prepared, ModelConfig(init="imagenet", ensemble=1), cache=tmp_path, progress=False,
-                          fit_config=FitConfig(epochs=20, batch_size=128, lr=2e-3, patience=None))
+    workspace = Workspace(
+        prepared,
+        ModelConfig(init="imagenet", ensemble=1, mirror=False),
+        cache=tmp_path,
+        progress=False,
+        fit_config=FitConfig(epochs=20, batch_size=128, lr=2e-3, patience=None),
+    )
     table = workspace.prepared.manifest.table
     train = table[(table["split"] == "train") & (table["source_id"] == -1)]
     copies = table["source_id"].value_counts()
@@ -97,11 +116,17 @@ def test_a_planted_canary_is_flagged_on_the_original_and_not_after_retraining(pr
     for index in range(8):
         included = index % 2 == 0
         ids = with_canary if included else base
-        shadows.append(workspace.train(ids, val, seed=100 + index, role="canary-shadow", relabel=relabel if included else None).model)
+        shadows.append(
+            workspace.train(
+                ids, val, seed=100 + index, role="canary-shadow", relabel=relabel if included else None
+            ).model
+        )
         membership.append([included])
     shadow_scores = np.array([[workspace.predict(s, np.array([canary]))[0]] for s in shadows])
     flagged = {
-        name: likelihood_ratio_scores(workspace.predict(model, np.array([canary])), shadow_scores, np.array(membership))[0]
+        name: likelihood_ratio_scores(
+            workspace.predict(model, np.array([canary])), shadow_scores, np.array(membership)
+        )[0]
         for name, model in (("original", original), ("retrained", retrained))
     }
     assert flagged["original"] > 0 > flagged["retrained"]
@@ -120,6 +145,19 @@ def test_feature_injection_weight(workspace):
 
 @needs_weights
 def test_interclass_confusion_is_learned_and_absent_after_retraining(workspace):
-    rows = {r["model"]: r["confusion"] for r in interclass_confusion(workspace, groups=(0, 4), per_group=20, methods={"finetune": 4})}
-    assert rows["original (trained on swapped labels)"] > rows["retrained"] + 0.1
-    assert 0 <= rows["finetune"] <= 1
+    # Learning a few dozen swapped labels needs training past the early-stopping point (as the canary
+    # does); the embeddings are shared with the module's workspace through the cache.
+    memorising = Workspace(
+        workspace.prepared,
+        workspace.model_config,
+        fit_config=FitConfig(epochs=20, batch_size=128, lr=2e-3, patience=None),
+        cache=workspace.cache,
+        progress=False,
+    )
+    rows = {
+        r["model"]: r["confusion"]
+        for r in interclass_confusion(memorising, groups=(0, 4), per_group=40, methods={"finetune": 4})
+    }
+    assert rows["original (trained on swapped labels)"] > rows["retrained"] + 0.1, rows
+    # fine-tuning on the retain set (without the swapped images) undoes part of the confusion
+    assert rows["finetune"] < rows["original (trained on swapped labels)"]

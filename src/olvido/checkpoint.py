@@ -13,7 +13,8 @@ from pathlib import Path
 
 import torch
 
-from olvido.storage import OlvidoError, atomic_path
+from olvido.errors import OlvidoError
+from olvido.storage import atomic_path
 
 FORMAT = "olvido-checkpoint-1"
 

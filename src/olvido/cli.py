@@ -7,29 +7,29 @@ import json
 import sys
 from typing import Callable, Sequence
 
-from olvido.storage import OlvidoError
+from olvido.errors import OlvidoError
+
+SCOPES = ("head", "last", "all")  # olvido.models.backbones.SCOPES, repeated so --help needs no torch import
 
 Handler = Callable[[argparse.Namespace], int]
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected a positive integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected a positive integer")
-    return value
+def _int_at_least(minimum: int) -> Callable[[str], int]:
+    expected = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r}: expected {expected}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{text!r}: expected {expected}")
+        return value
+
+    return parse
 
 
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected an integer >= 0") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected an integer >= 0")
-    return value
+_positive_int, _non_negative_int = _int_at_least(1), _int_at_least(0)
 
 
 def _add_data_options(parser: argparse.ArgumentParser, seed_flag: str = "--seed") -> None:
@@ -37,7 +37,9 @@ def _add_data_options(parser: argparse.ArgumentParser, seed_flag: str = "--seed"
         "--data",
         help="UTKFace folder or .tar/.tar.gz archive; 'synthetic' or 'synthetic:N' (default) for generated faces",
     )
-    parser.add_argument(seed_flag, dest="data_seed", type=_non_negative_int, default=0, help="data protocol seed (default 0)")
+    parser.add_argument(
+        seed_flag, dest="data_seed", type=_non_negative_int, default=0, help="data protocol seed (default 0)"
+    )
     parser.add_argument("--image-size", type=_positive_int, default=64, help="square image side in pixels (default 64)")
     parser.add_argument(
         "--quality-filter", action="store_true", help="drop blurred/low-contrast images (off by default)"
@@ -99,29 +101,63 @@ def _add_model_options(parser: argparse.ArgumentParser, with_scope: bool = True)
     _add_data_options(parser, seed_flag="--data-seed")
     parser.add_argument("--backbone", default="mobilenet_v2", help="torchvision backbone name (default mobilenet_v2)")
     parser.add_argument(
-        "--init", default="face",
+        "--init",
+        default="face",
         help="backbone weights: face (ImageNet, then pretrained on the faces the protocol left out; default), "
         "imagenet, none, or a checkpoint path",
     )
     if with_scope:
-        parser.add_argument("--scope", choices=["head", "last", "all"], default="head", help="what trains (default head)")
+        parser.add_argument("--scope", choices=list(SCOPES), default="head", help="what trains (default head)")
     parser.add_argument(
-        "--ensemble", type=_positive_int, default=None,
+        "--ensemble",
+        type=_positive_int,
+        default=None,
         help="models averaged (default 3, as the thesis; 1 for the last and all scopes in run/experiment)",
     )
-    parser.add_argument("--pretrain-epochs", type=_positive_int, default=None, help="face pretraining epochs (default 3; quick preset 1)")
+    parser.add_argument(
+        "--pretrain-epochs",
+        type=_positive_int,
+        default=None,
+        help="face pretraining epochs (default: the recipe's; quick preset 1)",
+    )
+    parser.add_argument(
+        "--no-mirror",
+        action="store_true",
+        help="predict on each face only (default: averaged with its mirror in the head scope)",
+    )
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
 
 
+def _pretrain_config(args: argparse.Namespace, base=None):
+    from dataclasses import replace
+
+    from olvido.models.pretrain import DEFAULT_PRETRAIN
+
+    base = base or DEFAULT_PRETRAIN
+    epochs = args.pretrain_epochs or base.epochs
+    return replace(base, backbone=args.backbone, epochs=epochs, warmup_epochs=min(base.warmup_epochs, epochs - 1))
+
+
 def _workspace(args: argparse.Namespace):
     from olvido.experiments.workspace import ModelConfig, Workspace
-    from olvido.models.pretrain import PretrainConfig
 
     prepared = _prepared(args)
-    model = ModelConfig(backbone=args.backbone, init=args.init, scope=args.scope, ensemble=args.ensemble or 3)
-    pretrain = PretrainConfig(backbone=args.backbone, epochs=args.pretrain_epochs or 3)
-    return Workspace(prepared, model, pretrain_config=pretrain, cache=args.cache, progress=not args.quiet, device=args.device)
+    model = ModelConfig(
+        backbone=args.backbone,
+        init=args.init,
+        scope=args.scope,
+        ensemble=args.ensemble or 3,
+        mirror=False if args.no_mirror else None,
+    )
+    return Workspace(
+        prepared,
+        model,
+        pretrain_config=_pretrain_config(args),
+        cache=args.cache,
+        progress=not args.quiet,
+        device=args.device,
+    )
 
 
 def _emit(result: dict, as_json: bool) -> None:
@@ -190,61 +226,146 @@ def _int_list(text: str) -> tuple[int, ...]:
     return values
 
 
-def _best_epochs(text: str) -> dict[str, int]:
+def _number(text: str):
+    value = float(text)
+    return int(value) if value.is_integer() and "." not in text else value
+
+
+def _method_values(text: str) -> dict[str, str]:
+    """``METHOD=VALUE`` pairs as strings; ``{}`` when the text is not of that shape."""
+    pairs = [part.split("=", 1) for part in text.split(",") if part.strip()]
+    if not pairs or any(len(pair) != 2 or not pair[1].strip() for pair in pairs):
+        return {}
+    return {method.strip(): value.strip() for method, value in pairs}
+
+
+def _best(text: str) -> dict[str, object]:
+    """``METHOD=VALUE`` pairs: each method's knob value for the methods and alpha experiments."""
+    pairs = _method_values(text)
     try:
-        pairs = dict(part.split("=") for part in text.split(","))
-        return {method.strip(): int(epochs) for method, epochs in pairs.items()}
+        if not pairs:
+            raise ValueError
+        return {method: _number(value) for method, value in pairs.items()}
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected METHOD=EPOCHS pairs such as finetune=8,random_labels=2") from None
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: expected METHOD=VALUE pairs such as finetune=8,random_labels=2"
+        ) from None
+
+
+def _sweeps(text: str) -> dict[str, tuple]:
+    """``METHOD=V/V/V`` pairs: the knob values to sweep for a method."""
+    pairs = _method_values(text)
+    try:
+        if not pairs:
+            raise ValueError
+        return {method: tuple(_number(v) for v in value.split("/") if v) for method, value in pairs.items()}
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: expected METHOD=V/V/V pairs such as finetune=2/4/8,scrub=1/3"
+        ) from None
 
 
 def _add_study_options(parser: argparse.ArgumentParser, with_scope: bool = True) -> None:
     _add_model_options(parser, with_scope)
     parser.add_argument(
-        "--preset", choices=["thesis", "quick"], default="thesis",
-        help="thesis (default): 3 seeds, ensembles of 3, K=32, 16 shadows; quick: 2 seeds, single networks, 1 pretraining "
-        "epoch, single-model verdicts only (K=0, no shadows): the whole pipeline in about 3 minutes",
-    )
-    parser.add_argument("--seeds", type=_positive_int, default=None, help="runs per cell, seeds 0..N-1 (default 3; quick 2)")
-    parser.add_argument("--groups", type=_int_list, default=(0, 1, 2, 3, 4), help="forget groups (default 0,1,2,3,4)")
-    parser.add_argument("--epochs", type=_int_list, default=(2, 4, 8, 16), help="epoch counts to sweep (default 2,4,8,16)")
-    parser.add_argument(
-        "--methods", default="finetune,random_labels", help="unlearning methods (default finetune,random_labels)"
+        "--preset",
+        choices=["thesis", "quick"],
+        default="thesis",
+        help="thesis (default): 3 seeds, ensembles of 3 (head scope), K=32, 16 shadows; quick: 1 seed, single "
+        "networks, 1 pretraining epoch, two knob values per method, single-model verdicts: the whole pipeline in "
+        "minutes",
     )
     parser.add_argument(
-        "--best-epochs", type=_best_epochs, default=None,
-        help="epochs per method for the groups and alpha experiments (default: highest mean F in the epochs sweep)",
+        "--seeds", type=_positive_int, default=None, help="runs per cell, seeds 0..N-1 (default 3; quick 1)"
+    )
+    parser.add_argument("--groups", type=_int_list, default=None, help="forget groups (default 0,1,2,3,4)")
+    parser.add_argument(
+        "--methods",
+        default="all",
+        help="unlearning methods, comma-separated (default all: every registered method supporting the scope; "
+        "'olvido methods' lists them)",
+    )
+    parser.add_argument(
+        "--sweep",
+        type=_sweeps,
+        default=None,
+        help="knob values to sweep per method, e.g. finetune=2/4/8,scrub=1/3 (default: each method's)",
+    )
+    parser.add_argument(
+        "--epochs", type=_int_list, default=None, help="sweep these epoch counts for every method whose knob is epochs"
+    )
+    parser.add_argument(
+        "--best",
+        "--best-epochs",
+        dest="best",
+        type=_best,
+        default=None,
+        help="knob value per method for the methods and alpha experiments, e.g. finetune=8 (default: highest mean "
+        "F in the sweep)",
     )
 
 
 def _run_config(args: argparse.Namespace, scopes: tuple[str, ...]):
-    from olvido.experiments.runner import RunConfig
-    from olvido.experiments.study import StudyConfig
-    from olvido.experiments.verdicts import VerdictConfig
-    from olvido.experiments.workspace import ModelConfig
-    from olvido.models.pretrain import PretrainConfig
+    from dataclasses import replace
 
-    if any(group > 4 for group in args.groups):
-        raise OlvidoError(f"--groups {args.groups}: expected groups 0..4")
-    quick = args.preset == "quick"
-    seeds = args.seeds or (2 if quick else 3)
-    ensemble = args.ensemble or (1 if quick else 3)
-    study = StudyConfig(
-        seeds=tuple(range(seeds)), groups=args.groups, epochs=args.epochs,
-        methods=tuple(m.strip() for m in args.methods.split(",") if m.strip()), best_epochs=args.best_epochs,
+    from olvido.experiments.verdicts import VerdictConfig
+    from olvido.methods import get_method
+    from olvido.pipeline import RunConfig
+
+    config = RunConfig.from_preset(args.preset, scopes)
+    study = config.study
+    methods = None if args.methods.strip() == "all" else tuple(m.strip() for m in args.methods.split(",") if m.strip())
+    sweeps = dict(study.sweeps)
+    if args.epochs:
+        for method in methods or [m for m in _registered() if get_method(m).knob.name == "epochs"]:
+            if get_method(method).knob.name == "epochs":
+                sweeps[method] = args.epochs
+    sweeps.update(args.sweep or {})
+    if methods is not None:
+        sweeps = {m: v for m, v in sweeps.items() if m in methods or (args.sweep and m in args.sweep)}
+    study = replace(
+        study,
+        methods=methods,
+        sweeps=tuple(sweeps.items()),
+        best=tuple((args.best or {}).items()),
+        seeds=tuple(range(args.seeds)) if args.seeds else study.seeds,
+        groups=args.groups or study.groups,
     )
-    model = ModelConfig(backbone=args.backbone, init=args.init, ensemble=ensemble)
-    ensemble_by_scope = () if (args.ensemble or quick) else RunConfig.ensemble_by_scope
-    k = args.verdict_k if args.verdict_k is not None else (0 if quick else 32)
-    shadows = args.shadows if args.shadows is not None else (0 if quick else 16)
-    verdicts = None if args.no_verdicts else VerdictConfig(k=k, shadows=shadows)
-    explicit = args.no_verdicts or args.verdict_k is not None or args.shadows is not None
-    verdicts_by_scope = () if explicit else RunConfig.verdicts_by_scope
-    return RunConfig(
-        scopes=scopes, study=study, model=model, ensemble_by_scope=ensemble_by_scope, verdicts=verdicts,
+    model = replace(
+        config.model,
+        backbone=args.backbone,
+        init=args.init,
+        mirror=False if args.no_mirror else config.model.mirror,
+        ensemble=args.ensemble or config.model.ensemble,
+    )
+    ensemble_by_scope = () if args.ensemble else config.ensemble_by_scope
+    verdicts, verdicts_by_scope = config.verdicts, config.verdicts_by_scope
+    if getattr(args, "no_verdicts", False):
+        verdicts, verdicts_by_scope = None, ()
+    elif getattr(args, "verdict_k", None) is not None or getattr(args, "shadows", None) is not None:
+        base = config.verdicts or VerdictConfig()
+        verdicts = replace(
+            base,
+            k=args.verdict_k if args.verdict_k is not None else base.k,
+            shadows=args.shadows if args.shadows is not None else base.shadows,
+        )
+        verdicts_by_scope = ()
+    return replace(
+        config,
+        study=study,
+        model=model,
+        ensemble_by_scope=ensemble_by_scope,
+        verdicts=verdicts,
         verdicts_by_scope=verdicts_by_scope,
-        pretrain=PretrainConfig(backbone=args.backbone, epochs=args.pretrain_epochs or (1 if quick else 3)),
+        pretrain=_pretrain_config(args, config.pretrain),
     )
+
+
+def _registered(scope: str | None = None) -> list[str]:
+    """Every registered unlearning method (supporting ``scope``), retraining excluded: it is the reference."""
+    from olvido.methods import list_methods
+
+    return [m for m in list_methods(scope) if m != "retrain"]
 
 
 def _prepared(args: argparse.Namespace):
@@ -255,52 +376,95 @@ def _prepared(args: argparse.Namespace):
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from olvido.experiments.runner import run_all
+    from olvido.pipeline import run_all
 
     scopes = tuple(s.strip() for s in args.scopes.split(",") if s.strip())
     for scope in scopes:
-        if scope not in ("head", "last", "all"):
-            raise OlvidoError(f"--scopes {args.scopes}: expected a comma-separated list of head, last, all")
+        if scope not in SCOPES:
+            raise OlvidoError(f"--scopes {args.scopes}: expected a comma-separated list of {', '.join(SCOPES)}")
     config = _run_config(args, scopes)
     prepared = _prepared(args)
-    index, results = run_all(prepared, config, args.out, args.data or "synthetic", args.cache, not args.quiet, args.device)
-    summary = {r.scope: {"minutes": round(r.seconds / 60, 2), "best_epochs": r.best_epochs} for r in results}
+    run = run_all(prepared, config, args.out, args.data or "synthetic", args.cache, not args.quiet, args.device)
+    summary = {r.scope: {"minutes": round(r.seconds / 60, 2), "best": r.best} for r in run.results}
     if args.json:
-        print(json.dumps({"report": str(index), "scopes": summary}, indent=2))
+        print(json.dumps({"report": str(run.index), "scopes": summary}, indent=2))
     else:
         for scope, info in summary.items():
-            print(f"scope {scope}: {info['minutes']} min, best epochs {info['best_epochs']}")
-        print(f"report: {index}")
+            print(f"scope {scope}: {info['minutes']} min, best values {info['best']}")
+        print(f"report: {run.index}")
     return 0
 
 
 def cmd_experiment(args: argparse.Namespace) -> int:
-    from olvido.experiments.runner import workspace_for
     from olvido.experiments.study import Study
+    from olvido.pipeline import workspace_for
+    from olvido.report.study_report import records_table
 
     config = _run_config(args, (args.scope,))
     workspace = workspace_for(_prepared(args), config, args.scope, args.cache, not args.quiet, args.device)
     study = Study(workspace, config.study, progress=not args.quiet)
-    if args.experiment == "epochs":
-        table = study.run_epochs()
-        columns = ["method", "epochs", "seed", "utility", "test_mae", "forgetting", "F", "seconds", "time_ratio"]
-    elif args.experiment == "groups":
-        table = study.run_groups()
-        columns = ["group", "method", "epochs", "seed", "utility", "forgetting", "F", "test_mae", "seconds"]
+    experiment = {"epochs": "sweep", "groups": "methods"}.get(args.experiment, args.experiment)
+    if experiment == "sweep":
+        table = study.run_sweep()
+        columns = [
+            "label",
+            "knob",
+            "value",
+            "seed",
+            "utility",
+            "test_mae",
+            "forgetting",
+            "F",
+            "wasserstein",
+            "seconds",
+            "time_ratio",
+        ]
+    elif experiment == "methods":
+        table = study.run_methods()
+        columns = [
+            "group",
+            "label",
+            "knob",
+            "value",
+            "seed",
+            "utility",
+            "forgetting",
+            "F",
+            "wasserstein",
+            "test_mae",
+            "seconds",
+            "time_ratio",
+        ]
     else:
         table = study.run_alpha()
-        columns = ["alpha", "method", "epochs", "seed", "forgetting"]
+        columns = ["alpha", "label", "value", "seed", "forgetting"]
     if args.json:
         print(table[columns].to_json(orient="records", indent=2))
     else:
-        print(table[columns].to_markdown(index=False, floatfmt=".3f") if _has_tabulate() else table[columns].to_string(index=False))
+        print(records_table(table[columns].to_dict("records")))
     return 0
 
 
 VERDICT_COLUMNS = (
-    "model", "epochs", "test_mae", "utility", "forgetting", "F", "mia_logistic_acc", "mia_logistic_acc_retrained",
-    "mia_svc_acc", "mia_svc_acc_retrained", "lira_auc", "lira_auc_retrained", "wasserstein", "relearn_epochs",
-    "relearn_epochs_retrained", "forget_score_prediction", "forget_score_neg_abs_error", "final_score_prediction", "seconds",
+    "model",
+    "value",
+    "test_mae",
+    "utility",
+    "forgetting",
+    "F",
+    "mia_logistic_acc",
+    "mia_logistic_acc_retrained",
+    "mia_svc_acc",
+    "mia_svc_acc_retrained",
+    "lira_auc",
+    "lira_auc_retrained",
+    "wasserstein",
+    "relearn_epochs",
+    "relearn_epochs_retrained",
+    "forget_score_prediction",
+    "forget_score_neg_abs_error",
+    "final_score_prediction",
+    "seconds",
 )
 
 
@@ -309,11 +473,18 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     from olvido.data import parse_forget
     from olvido.experiments.verdicts import VerdictConfig, Verdicts, feature_injection, interclass_confusion
+    from olvido.report.study_report import records_table
 
     started = time.perf_counter()
     workspace = _workspace(args)
     split = parse_forget(workspace.prepared.manifest, args.forget)
-    methods = {m.strip(): (args.best_epochs or {}).get(m.strip()) for m in args.methods.split(",") if m.strip()}
+    names = (
+        _registered() if args.methods.strip() == "all" else [m.strip() for m in args.methods.split(",") if m.strip()]
+    )
+    unknown = sorted(set(args.best or {}) - set(names))
+    if unknown:
+        raise OlvidoError(f"--best {', '.join(unknown)}: not among --methods ({', '.join(names)})")
+    methods = {name: (args.best or {}).get(name) for name in names}
     config = VerdictConfig(k=args.k, shadows=args.shadows, seed=args.seed)
     verdicts = Verdicts(workspace, split, config, progress=not args.quiet)
     if args.model:
@@ -335,31 +506,57 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         print(json.dumps(result, indent=2, default=float))
         return 0
     print(f"forget set {split.spec}: {len(split.forget)} images; non-members: {len(verdicts.nonmembers)} test images")
-    print(_markdown([{k: row.get(k) for k in VERDICT_COLUMNS if k in row} for row in rows]))
+    print(records_table([{k: row.get(k) for k in VERDICT_COLUMNS if k in row} for row in rows]))
     for name in ("interclass_confusion", "feature_injection"):
         if name in result:
             print(f"\n{name.replace('_', ' ')}:")
-            print(_markdown(result[name]))
+            print(records_table(result[name]))
     print(f"\n{result['seconds']} s")
     return 0
 
 
-def _markdown(rows: list[dict]) -> str:
-    if not rows:
-        return "(no rows)"
-    header = list(rows[0])
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for row in rows:
-        lines.append("| " + " | ".join(_short(row.get(k)) if not isinstance(row.get(k), float) else f"{row[k]:.3f}" for k in header) + " |")
-    return "\n".join(lines)
+def cmd_methods(args: argparse.Namespace) -> int:
+    from olvido.methods import get_method, list_methods
 
+    specs = [get_method(name).describe() for name in list_methods(args.scope)]
+    if args.json:
+        print(json.dumps(specs, indent=2))
+        return 0
+    from olvido.report.study_report import markdown_table
 
-def _has_tabulate() -> bool:
-    try:
-        import tabulate  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    rows = [
+        [
+            s["name"],
+            s["label"],
+            s["summary"],
+            ", ".join(s["needs"]),
+            ", ".join(s["scopes"]),
+            "yes" if s["stochastic"] else "no",
+            f"{s['knob']['name']} {'/'.join(map(str, s['knob']['values'])) or '-'}",
+            "recipe"
+            if s["continues_recipe"]
+            else f"{s['defaults']['optimizer']} lr {s['defaults']['lr']:g}, batch {s['defaults']['batch_size']}",
+            s["reference"],
+        ]
+        for s in specs
+    ]
+    print(
+        markdown_table(
+            [
+                "name",
+                "label",
+                "what it does",
+                "needs",
+                "scopes",
+                "stochastic",
+                "knob (sweep)",
+                "lr / batch",
+                "reference",
+            ],
+            rows,
+        )
+    )
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -403,7 +600,9 @@ def build_parser() -> argparse.ArgumentParser:
     retrain = train_commands.add_parser(
         "retrain", help="M_R: trained on the retain part of train, early-stopped on the retain part of val"
     )
-    retrain.add_argument("--forget", default="group:0", help="forget set spec, e.g. group:0 (default), random:0.1, ids:@FILE")
+    retrain.add_argument(
+        "--forget", default="group:0", help="forget set spec, e.g. group:0 (default), random:0.1, ids:@FILE"
+    )
     for sub in (original, retrain):
         _add_model_options(sub)
         sub.add_argument("--seed", type=_non_negative_int, default=0, help="training seed (default 0)")
@@ -411,21 +610,47 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser(
         "run",
-        help="the whole study: prepare, pretrain, O, every R^j, FT and RND, metrics, report",
+        help="the whole study: prepare, pretrain, O, every R^j, every method, metrics, verdicts, report",
         description="Prepare the data, pretrain the backbone (cached), train M_O and every M_R^j, unlearn with "
         "each method, run Experiments 1-3 over the seeds, and write the report (index.md, CSV, PNG) to --out. "
         "Every model and cell is cached: a killed run resumes where it stopped.",
     )
     _add_study_options(run, with_scope=False)
-    run.add_argument("--verdict-k", type=_non_negative_int, default=None, help="models per side for the NeurIPS score in the report (default 32; quick preset and the last/all scopes 0)")
-    run.add_argument("--shadows", type=_non_negative_int, default=None, help="LiRA shadow models in the report (default 16; quick preset and the last/all scopes 0)")
-    run.add_argument("--no-verdicts", action="store_true", help="skip the verdicts (MIA, epsilon score, ...) in the report")
-    run.add_argument("--scopes", default="head", help="comma-separated trainable scopes to study (default head; e.g. head,last)")
+    run.add_argument(
+        "--verdict-k",
+        type=_non_negative_int,
+        default=None,
+        help="models per side for the NeurIPS score in the report (default 32; quick preset and the last/all scopes 0)",
+    )
+    run.add_argument(
+        "--shadows",
+        type=_non_negative_int,
+        default=None,
+        help="LiRA shadow models in the report (default 16; quick preset and the last/all scopes 0)",
+    )
+    run.add_argument(
+        "--no-verdicts", action="store_true", help="skip the verdicts (MIA, epsilon score, ...) in the report"
+    )
+    run.add_argument(
+        "--scopes", default="head", help="comma-separated trainable scopes to study (default head; e.g. head,last)"
+    )
     run.add_argument("--out", default="results", help="report folder (default results)")
     run.set_defaults(handler=cmd_run)
 
-    experiment = commands.add_parser("experiment", help="one of the thesis's experiments, printed as a table")
-    experiment.add_argument("experiment", choices=["alpha", "epochs", "groups"], help="alpha (Table 3), epochs (Tables 4-7), groups (Table 8)")
+    methods = commands.add_parser(
+        "methods", help="list the registered unlearning methods (name, needs, scopes, knob, defaults, reference)"
+    )
+    methods.add_argument("--scope", choices=list(SCOPES), default=None, help="only methods supporting this scope")
+    methods.add_argument("--json", action="store_true", help="print every method's full description as JSON")
+    methods.set_defaults(handler=cmd_methods)
+
+    experiment = commands.add_parser("experiment", help="one experiment of the study, printed as a table")
+    experiment.add_argument(
+        "experiment",
+        choices=["alpha", "sweep", "methods", "epochs", "groups"],
+        help="alpha (Table 3), sweep (Tables 4-7: each method's knob; alias epochs), methods (Table 8 and the "
+        "leaderboard: every method on every group; alias groups)",
+    )
     _add_study_options(experiment)
     experiment.set_defaults(handler=cmd_experiment)
 
@@ -438,11 +663,28 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_model_options(evaluate)
     evaluate.add_argument("--forget", default="group:0", help="forget set spec (default group:0)")
-    evaluate.add_argument("--methods", default="finetune,random_labels", help="methods to evaluate (default finetune,random_labels)")
-    evaluate.add_argument("--best-epochs", type=_best_epochs, default=None, help="epochs per method, e.g. finetune=8 (default: each method's default)")
-    evaluate.add_argument("--k", type=_non_negative_int, default=32, help="models per side for the NeurIPS score (default 32; 0 skips)")
-    evaluate.add_argument("--shadows", type=_non_negative_int, default=16, help="LiRA shadow models (default 16; 0 skips)")
-    evaluate.add_argument("--tests", default="", help="extra tests: ic (interclass confusion), fi (feature injection), e.g. ic,fi")
+    evaluate.add_argument(
+        "--methods",
+        default="finetune,random_labels",
+        help="methods to evaluate, or all (default finetune,random_labels)",
+    )
+    evaluate.add_argument(
+        "--best",
+        "--best-epochs",
+        dest="best",
+        type=_best,
+        default=None,
+        help="knob value per method, e.g. finetune=8 (default: each method's default)",
+    )
+    evaluate.add_argument(
+        "--k", type=_non_negative_int, default=32, help="models per side for the NeurIPS score (default 32; 0 skips)"
+    )
+    evaluate.add_argument(
+        "--shadows", type=_non_negative_int, default=16, help="LiRA shadow models (default 16; 0 skips)"
+    )
+    evaluate.add_argument(
+        "--tests", default="", help="extra tests: ic (interclass confusion), fi (feature injection), e.g. ic,fi"
+    )
     evaluate.add_argument("--model", default=None, help="evaluate this model checkpoint instead of O and the methods")
     evaluate.add_argument("--seed", type=_non_negative_int, default=0, help="seed (default 0)")
     evaluate.set_defaults(handler=cmd_evaluate)

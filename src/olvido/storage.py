@@ -24,10 +24,6 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
-class OlvidoError(Exception):
-    """A problem with the user's input: reported as one line, with a non-zero exit, never a traceback."""
-
-
 def cache_dir(explicit: str | os.PathLike | None = None) -> Path:
     """The cache root: ``explicit``, else ``$OLVIDO_CACHE``, else ``~/.cache/olvido``."""
     root = explicit or os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "olvido"

@@ -10,16 +10,19 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
+
+from olvido.metrics.thesis import mean_absolute_error
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -58,6 +61,25 @@ class ArrayDataset(Dataset):
     def __getitems__(self, indices: list[int]):
         index = torch.as_tensor(indices, dtype=torch.long)
         return self._x(index), self.targets[index]
+
+
+class Relabeled(Dataset):
+    """``base``'s inputs with other targets (shape ``(n,)``, or ``(n, k)`` for steps that need more per sample)."""
+
+    def __init__(self, base: Dataset, targets: torch.Tensor | np.ndarray):
+        self.base = base
+        self.targets = torch.as_tensor(np.asarray(targets), dtype=torch.float32)
+        if len(self.targets) != len(base):
+            raise ValueError(f"targets: expected {len(base)} rows, got {len(self.targets)}")
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def __getitem__(self, index: int):
+        return self.base[index][0], self.targets[index]
+
+    def __getitems__(self, indices: list[int]):
+        return fetch_batch(self.base, indices)[0], self.targets[torch.as_tensor(indices, dtype=torch.long)]
 
 
 def fetch_batch(dataset: Dataset, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -114,9 +136,19 @@ def as_loader(data: DataLoader | Dataset, batch_size: int, shuffle: bool, seed: 
     return data if isinstance(data, DataLoader) else make_loader(data, batch_size, shuffle, seed)
 
 
+OPTIMIZERS = ("adam", "adamw", "sgd")
+SCHEDULES = ("constant", "cosine", "linear")
+
+
 @dataclass
 class FitConfig:
-    """One training run. ``patience=None`` trains exactly ``epochs`` epochs (as unlearning methods do)."""
+    """One training run. ``patience=None`` trains exactly ``epochs`` epochs (as unlearning methods do).
+
+    ``optimizer``: ``adam`` (weight decay as an L2 term, torch's Adam), ``adamw`` (decoupled decay) or
+    ``sgd`` (with ``momentum``). ``freeze_batchnorm`` keeps BatchNorm statistics fixed while training.
+    ``schedule``: ``constant``, ``cosine`` or ``linear``: a linear warm-up over ``warmup_epochs``, then a
+    cosine or linear decay to 0 at ``epochs`` (per optimiser step; early stopping may end training first).
+    """
 
     epochs: int = 200
     batch_size: int = 64
@@ -126,9 +158,57 @@ class FitConfig:
     seed: int = 0
     device: str = "auto"
     progress: bool = False
+    optimizer: str = "adam"
+    schedule: str = "constant"
+    warmup_epochs: float = 0.0
+    momentum: float = 0.9
+    freeze_batchnorm: bool = False
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer {self.optimizer!r}: expected one of {', '.join(OPTIMIZERS)}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule {self.schedule!r}: expected one of {', '.join(SCHEDULES)}")
+        if not 0 <= self.warmup_epochs <= max(self.epochs, 0):
+            raise ValueError(f"warmup_epochs {self.warmup_epochs}: expected between 0 and epochs ({self.epochs})")
 
     def to_dict(self) -> dict:
+        """The fields that change the trained weights (device and progress do not)."""
         return {k: v for k, v in asdict(self).items() if k not in ("device", "progress")}
+
+
+def make_optimizer(parameters: list[nn.Parameter], config: FitConfig, device: torch.device) -> torch.optim.Optimizer:
+    # The fused kernels are several times faster for small models on the CPU and exist on CUDA too.
+    fused = device.type in ("cpu", "cuda")
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(
+            parameters, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay, fused=fused
+        )
+    kind = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
+    return kind(parameters, lr=config.lr, weight_decay=config.weight_decay, fused=fused)
+
+
+def lr_factor(step: int, total_steps: int, warmup_steps: int, schedule: str) -> float:
+    """The learning-rate multiplier at optimiser step ``step`` (0-based) of ``total_steps``."""
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    if schedule == "constant":
+        return 1.0
+    progress = min((step - warmup_steps) / max(1, total_steps - warmup_steps), 1.0)
+    if schedule == "linear":
+        return 1.0 - progress
+    return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def to_channels_last(x: torch.Tensor) -> torch.Tensor:
+    """NHWC memory for 4-d inputs: about 1.5-2x faster MobileNetV2 convolutions on the CPU (measured)."""
+    return x.contiguous(memory_format=torch.channels_last) if x.ndim == 4 else x
+
+
+def prefer_channels_last(model: nn.Module) -> nn.Module:
+    if any(p.ndim == 4 for p in model.parameters()):
+        model.to(memory_format=torch.channels_last)
+    return model
 
 
 @dataclass
@@ -153,10 +233,10 @@ def predict_with_targets(
     """Predictions of ``model`` in eval mode and the targets, both float arrays of shape (n,)."""
     device = resolve_device(device)
     was_training = model.training
-    model.eval().to(device)
+    prefer_channels_last(model.eval().to(device))
     outputs, targets = [], []
     for x, y in as_loader(data, batch_size, shuffle=False, seed=0):
-        outputs.append(model(x.to(device)).reshape(-1).float().cpu())
+        outputs.append(model(to_channels_last(x.to(device))).reshape(-1).float().cpu())
         targets.append(torch.as_tensor(y).reshape(-1).float())
     model.train(was_training)
     if not outputs:
@@ -169,9 +249,72 @@ def predict(model: nn.Module, data: DataLoader | Dataset, batch_size: int = 1024
     return predict_with_targets(model, data, batch_size, device)[0]
 
 
-def mean_absolute_error(model: nn.Module, data: DataLoader | Dataset, device: str = "auto") -> float:
-    predictions, targets = predict_with_targets(model, data, device=device)
-    return float(np.abs(predictions - targets).mean())
+def model_mae(model: nn.Module, data: DataLoader | Dataset, device: str = "auto") -> float:
+    """MAE of ``model`` on ``data`` (in eval mode)."""
+    return mean_absolute_error(*reversed(predict_with_targets(model, data, device=device)))
+
+
+StepFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+@dataclass
+class Phase:
+    """One pass of an epoch: every batch of ``data`` goes through ``step(model, x, y) -> loss`` (default:
+    ``fit``'s loss on the model's predictions). ``batch_size`` defaults to the config's."""
+
+    data: DataLoader | Dataset
+    step: StepFn | None = None
+    batch_size: int | None = None
+
+
+@dataclass
+class StepHooks:
+    """Calls around every optimiser step: ``after_backward(model)`` may edit gradients (masks, scaling),
+    ``after_step(model)`` may edit weights (restore masked-out ones)."""
+
+    after_backward: Callable[[nn.Module], None] | None = None
+    after_step: Callable[[nn.Module], None] | None = None
+
+
+def cycle_batches(
+    data: DataLoader | Dataset, batch_size: int, seed: int, device: str | torch.device = "cpu"
+) -> Iterator:
+    """Endless shuffled ``(x, y)`` batches of ``data`` on ``device`` (a new order every pass), for steps that
+    pair each batch of one set with a batch of another (NegGrad+'s retain and forget batches)."""
+    loader = as_loader(data, batch_size, shuffle=True, seed=seed)
+    while True:
+        for x, y in loader:
+            yield to_channels_last(x.to(device)), y.to(device)
+
+
+def set_train_mode(model: nn.Module, freeze_batchnorm: bool) -> None:
+    """Training mode, with BatchNorm layers kept in eval mode (running statistics frozen) when asked."""
+    model.train()
+    if freeze_batchnorm:
+        for module in model.modules():
+            if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                module.eval()
+
+
+class EarlyStopping:
+    """Tracks the best validation MAE, keeps its weights, and says when ``patience`` epochs passed without one."""
+
+    def __init__(self, patience: int | None):
+        self.patience = patience
+        self.best_mae: float | None = None
+        self.best_epoch: int | None = None
+        self.best_state: dict | None = None
+        self.waited = 0
+
+    def should_stop(self, model: nn.Module, epoch: int, val_mae: float | None) -> bool:
+        if self.patience is None or val_mae is None:
+            return False
+        if self.best_mae is None or val_mae < self.best_mae:
+            self.best_mae, self.best_epoch, self.waited = val_mae, epoch, 0
+            self.best_state = copy.deepcopy(model.state_dict())
+            return False
+        self.waited += 1
+        return self.waited >= self.patience
 
 
 def fit(
@@ -183,25 +326,42 @@ def fit(
     log_path: str | Path | None = None,
     description: str = "training",
     stop_when: Callable[[nn.Module, int], bool] | None = None,
+    augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    step: StepFn | None = None,
+    phases: Callable[[int], Sequence[Phase]] | None = None,
+    hooks: StepHooks | None = None,
 ) -> FitResult:
-    """Train ``model`` in place with Adam on ``loss_fn``; early-stop on validation MAE when ``patience``.
+    """Train ``model`` in place (Adam, AdamW or SGD); early-stop on validation MAE when ``patience``.
 
-    With early stopping the weights of the best validation epoch are restored before returning.
-    ``stop_when(model, epoch)``, checked after every epoch, ends training early when it returns True.
+    An epoch is one pass over ``train`` with ``step`` (default: ``loss_fn`` on the predictions), or the
+    passes ``phases(epoch)`` returns (SCRUB alternates forget and retain passes). With early stopping the
+    weights of the best validation epoch are restored before returning. ``stop_when(model, epoch)``,
+    checked after every epoch, ends training early when it returns True. ``augment(x)`` transforms every
+    training batch (on the device, drawing from torch's seeded RNG); validation and prediction never see
+    it. ``hooks`` run after every backward pass and optimiser step.
     """
     config = config or FitConfig()
     if config.patience is not None and val is None:
         raise ValueError("early stopping (patience) needs validation data")
     device = resolve_device(config.device)
     torch.manual_seed(config.seed)
-    model.to(device)
-    train_loader = as_loader(train, config.batch_size, shuffle=True, seed=config.seed)
+    prefer_channels_last(model.to(device))
+    default_step = step or (lambda m, x, y: loss_fn(m(x).reshape(-1), y.float()))
+    plan = phases or (lambda epoch: [Phase(train, default_step)])
+    loaders: dict[int, Iterable] = {}
+
+    def loader_of(phase: Phase) -> Iterable:
+        if id(phase.data) not in loaders:  # one loader per data set: its shuffling continues across epochs
+            loaders[id(phase.data)] = as_loader(
+                phase.data, phase.batch_size or config.batch_size, True, config.seed + len(loaders)
+            )
+        return loaders[id(phase.data)]
+
     val_loader = as_loader(val, 1024, shuffle=False, seed=0) if val is not None else None
-    parameters = [p for p in model.parameters() if p.requires_grad]
-    # The fused kernel is several times faster for small models on the CPU and exists on CUDA too.
-    optimizer = torch.optim.Adam(parameters, lr=config.lr, weight_decay=config.weight_decay, fused=device.type in ("cpu", "cuda"))
-    result = FitResult(model=model)
-    best_state, waited = None, 0
+    optimizer = make_optimizer([p for p in model.parameters() if p.requires_grad], config, device)
+    scheduler = _scheduler(optimizer, config, sum(len(loader_of(p)) for p in plan(1)))
+    hooks = hooks or StepHooks()
+    result, stopping = FitResult(model=model), EarlyStopping(config.patience)
     started = time.perf_counter()
     if log_path:
         Path(log_path).parent.mkdir(parents=True, exist_ok=True)
@@ -209,19 +369,29 @@ def fit(
     bar = tqdm(range(1, config.epochs + 1), desc=description, unit="epoch", disable=not config.progress, leave=False)
     try:
         for epoch in bar:
-            model.train()
+            set_train_mode(model, config.freeze_batchnorm)
             total, count = 0.0, 0
-            for x, y in train_loader:
-                x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-                loss = loss_fn(model(x).reshape(-1), y.float())
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                total += loss.item() * len(y)
-                count += len(y)
+            for phase in plan(epoch):
+                phase_step = phase.step or default_step
+                for x, y in loader_of(phase):
+                    x, y = to_channels_last(x.to(device, non_blocking=True)), y.to(device, non_blocking=True)
+                    if augment is not None:
+                        x = to_channels_last(augment(x))
+                    loss = phase_step(model, x, y)
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    if hooks.after_backward is not None:
+                        hooks.after_backward(model)
+                    optimizer.step()
+                    if hooks.after_step is not None:
+                        hooks.after_step(model)
+                    if scheduler is not None:
+                        scheduler.step()
+                    total += loss.item() * len(y)
+                    count += len(y)
             record = {"epoch": epoch, "train_loss": total / max(count, 1)}
             if val_loader is not None:
-                record["val_mae"] = mean_absolute_error(model, val_loader, device=str(device))
+                record["val_mae"] = model_mae(model, val_loader, device=str(device))
             record["seconds"] = round(time.perf_counter() - started, 3)
             result.history.append(record)
             if log:
@@ -229,20 +399,24 @@ def fit(
             bar.set_postfix({k: round(v, 3) for k, v in record.items() if k in ("train_loss", "val_mae")})
             if stop_when is not None and stop_when(model, epoch):
                 break
-            if config.patience is None or val_loader is None:
-                continue
-            if result.best_val_mae is None or record["val_mae"] < result.best_val_mae:
-                result.best_val_mae, result.best_epoch, waited = record["val_mae"], epoch, 0
-                best_state = copy.deepcopy(model.state_dict())
-            else:
-                waited += 1
-                if waited >= config.patience:
-                    break
+            if stopping.should_stop(model, epoch, record.get("val_mae")):
+                break
     finally:
         bar.close()
         if log:
             log.close()
-    if best_state is not None:
-        model.load_state_dict(best_state)
+    if stopping.best_state is not None:
+        model.load_state_dict(stopping.best_state)
+    result.best_epoch, result.best_val_mae = stopping.best_epoch, stopping.best_mae
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _scheduler(optimizer: torch.optim.Optimizer, config: FitConfig, steps_per_epoch: int):
+    """The per-step learning-rate schedule (``None`` for a constant rate without warm-up)."""
+    if config.schedule == "constant" and config.warmup_epochs == 0:
+        return None
+    total_steps, warmup_steps = config.epochs * steps_per_epoch, round(config.warmup_epochs * steps_per_epoch)
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: lr_factor(step, total_steps, warmup_steps, config.schedule)
+    )

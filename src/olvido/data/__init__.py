@@ -11,7 +11,7 @@ from olvido.data.manifest import Manifest, PreparedData, manifest_images, prepar
 from olvido.data.protocol import FORGET_GROUPS, ProtocolConfig
 from olvido.data.synthetic import make_synthetic_faces
 from olvido.data.utkface import read_utkface
-from olvido.storage import OlvidoError
+from olvido.errors import OlvidoError
 
 SYNTHETIC_DEFAULT_N = 6000
 

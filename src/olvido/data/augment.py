@@ -70,3 +70,45 @@ def apply_affine(
     grid = F.affine_grid(theta, list(pixels.shape), align_corners=False)
     out = F.grid_sample(pixels, grid, mode="bilinear", padding_mode="border", align_corners=False)
     return out.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+
+
+@dataclass(frozen=True)
+class OnlineAugment:
+    """Light augmentation of float NCHW training batches, drawn anew at every visit: a coin-flip mirror,
+    shifts within +-``max_shift`` of the side and zoom within +-``max_zoom`` (edge pixels repeat).
+
+    Draws from torch's global RNG, which ``training.fit`` seeds, so runs are reproducible.
+    """
+
+    flip: bool = True
+    max_shift: float = 0.0
+    max_zoom: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not (0 <= self.max_shift < 0.5 and 0 <= self.max_zoom < 1):
+            raise ValueError(
+                f"augmentation shift {self.max_shift} / zoom {self.max_zoom}: expected [0, 0.5) and [0, 1)"
+            )
+
+    @property
+    def active(self) -> bool:
+        return self.flip or self.max_shift > 0 or self.max_zoom > 0
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        if images.ndim != 4:
+            raise ValueError(f"online augmentation expects NCHW image batches, got shape {tuple(images.shape)}")
+        n = images.shape[0]
+        if self.max_shift == 0 and self.max_zoom == 0:  # mirror only: exact, no resampling
+            if not self.flip:
+                return images
+            mirrored = torch.rand(n, device=images.device) < 0.5
+            return torch.where(mirrored.view(n, 1, 1, 1), images.flip(-1), images)
+        options = {"device": images.device, "dtype": images.dtype}
+        scale = 1.0 / (1.0 + (2 * torch.rand(n, **options) - 1) * self.max_zoom)
+        mirror = torch.where(torch.rand(n, **options) < 0.5, -1.0, 1.0) if self.flip else torch.ones(n, **options)
+        theta = torch.zeros(n, 2, 3, **options)
+        theta[:, 0, 0] = scale * mirror
+        theta[:, 1, 1] = scale
+        theta[:, :, 2] = 2 * self.max_shift * (2 * torch.rand(n, 2, **options) - 1)
+        grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+        return F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)

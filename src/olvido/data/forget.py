@@ -18,7 +18,8 @@ import numpy as np
 
 from olvido.data.manifest import Manifest
 from olvido.data.protocol import FORGET_GROUPS, NOT_AUGMENTED
-from olvido.storage import OlvidoError, stable_hash
+from olvido.errors import OlvidoError
+from olvido.storage import stable_hash
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,9 @@ def split_forget(manifest: Manifest, forget_ids: np.ndarray, spec: str) -> Forge
         known = set(table["id"].tolist())
         unknown = [i for i in bad if i not in known]
         what = f"unknown ids {unknown[:10]}" if unknown else f"ids {bad[:10]} are test samples or augmented copies"
-        raise OlvidoError(f"forget set {spec!r}: {what}; expected ids of train/val original images in manifest {manifest.hash}")
+        raise OlvidoError(
+            f"forget set {spec!r}: {what}; expected ids of train/val original images in manifest {manifest.hash}"
+        )
     gone = table["id"].isin(forget_ids) | table["source_id"].isin(forget_ids)
     copies = table["source_id"].isin(forget_ids)
     return ForgetSplit(

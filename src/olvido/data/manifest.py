@@ -23,7 +23,8 @@ import pandas as pd
 from olvido.data.augment import PARAM_COLUMNS, apply_affine
 from olvido.data.faceset import FaceSet
 from olvido.data.protocol import NOT_AUGMENTED, ProtocolConfig, run_protocol
-from olvido.storage import OlvidoError, atomic_write_json, atomic_write_text, cache_dir
+from olvido.errors import OlvidoError
+from olvido.storage import atomic_write_json, atomic_write_text, cache_dir
 
 COLUMNS = ("id", "file", "age", "gender", "race", "split", "source_id", *PARAM_COLUMNS, "forget_group")
 _FLOAT_FORMAT = "%.6f"

@@ -21,12 +21,11 @@ import numpy as np
 import pandas as pd
 
 from olvido.data.augment import PARAM_COLUMNS, AugmentLimits, sample_params
-from olvido.storage import OlvidoError
+from olvido.errors import OlvidoError
 
 FORGET_GROUPS: tuple[tuple[int, int], ...] = ((20, 28), (29, 36), (37, 44), (45, 52), (53, 60))
 NO_GROUP = -1
 NOT_AUGMENTED = -1
-SPLITS = ("train", "val", "test")
 
 _STEP_REDUCE, _STEP_SPLIT, _STEP_AUGMENT = 1, 2, 3
 
@@ -55,7 +54,8 @@ class ProtocolConfig:
         checks = {
             "reduce_fraction": 0 < self.reduce_fraction <= 1,
             "age_min/age_max": 0 <= self.age_min <= self.age_max,
-            "val_fraction/test_fraction": 0 < self.val_fraction and 0 < self.test_fraction
+            "val_fraction/test_fraction": 0 < self.val_fraction
+            and 0 < self.test_fraction
             and self.val_fraction + self.test_fraction < 1,
             "balance_target": self.balance_target >= 0,
         }
@@ -86,9 +86,7 @@ def filter_ages(table: pd.DataFrame, age_min: int, age_max: int) -> pd.DataFrame
 def image_quality(images: np.ndarray) -> pd.DataFrame:
     """Per image: ``sharpness`` (variance of the 4-neighbour Laplacian) and ``contrast`` (grey std)."""
     grey = images.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
-    lap = (
-        grey[:, :-2, 1:-1] + grey[:, 2:, 1:-1] + grey[:, 1:-1, :-2] + grey[:, 1:-1, 2:] - 4 * grey[:, 1:-1, 1:-1]
-    )
+    lap = grey[:, :-2, 1:-1] + grey[:, 2:, 1:-1] + grey[:, 1:-1, :-2] + grey[:, 1:-1, 2:] - 4 * grey[:, 1:-1, 1:-1]
     return pd.DataFrame({"sharpness": lap.var(axis=(1, 2)), "contrast": grey.std(axis=(1, 2))})
 
 

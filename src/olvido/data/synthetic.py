@@ -53,7 +53,9 @@ def make_synthetic_faces(n: int = 2000, image_size: int = 64, seed: int = 0) -> 
     )
 
 
-def _draw_face(rng: np.random.Generator, xs: np.ndarray, ys: np.ndarray, age: int, gender: int, race: int) -> np.ndarray:
+def _draw_face(
+    rng: np.random.Generator, xs: np.ndarray, ys: np.ndarray, age: int, gender: int, race: int
+) -> np.ndarray:
     old = np.clip((age - 25) / 50, 0.0, 1.0)  # 0 for the young, 1 at 75+
     child = np.clip((16 - age) / 16, 0.0, 1.0)  # 1 for newborns, 0 from 16
     image = np.empty(xs.shape + (3,), dtype=np.float32)

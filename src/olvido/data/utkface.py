@@ -20,7 +20,8 @@ from PIL import Image, UnidentifiedImageError
 from tqdm.auto import tqdm
 
 from olvido.data.faceset import MISSING, FaceSet
-from olvido.storage import OlvidoError, atomic_save_npz, cache_dir, file_sha256, stable_hash
+from olvido.errors import OlvidoError
+from olvido.storage import atomic_save_npz, cache_dir, file_sha256, stable_hash
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 MAX_AGE = 130
@@ -188,7 +189,9 @@ def _decode_all(path: Path, image_size: int, identity: str, progress: bool) -> F
         images.append(pixels)
     if not files:
         counts = ", ".join(f"{len(v)} {k}" for k, v in skipped.items()) or "no files"
-        raise OlvidoError(f"{path}: no readable UTKFace images ({counts}); expected files like 25_0_1_20170116174525125.jpg")
+        raise OlvidoError(
+            f"{path}: no readable UTKFace images ({counts}); expected files like 25_0_1_20170116174525125.jpg"
+        )
     order = np.argsort(np.array(files, dtype=str), kind="stable")
     return FaceSet(
         images=np.stack(images)[order],

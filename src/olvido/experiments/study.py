@@ -1,23 +1,28 @@
-"""The thesis's study (Experiments 1-3) as resumable cells.
+"""The study: the thesis's Experiments 1-3 and the methods comparison, as resumable cells.
 
-A *cell* is one model evaluated against its retrained reference: ``(method, forget group, epochs, seed)``,
-where method is ``original`` (M_O), ``retrained`` (M_R^j), or a registered unlearning method applied to
-M_O. A cell's record (MAE on test/retain/forget, Utility, Forgetting at the study's alpha, F, wall time and
-its ratio to retraining) and its per-sample predictions are stored in the cache under a hash of
-everything they depend on, so a killed run resumes at the first unfinished cell and no cell is computed
-twice, across runs and report folders.
+A *cell* is one model evaluated against its retrained reference: ``(method, forget group, knob value,
+seed)``, where method is ``original`` (M_O), ``retrained`` (M_R^j, the reference), ``retrained_other`` (a
+second retrained model with another seed, scored against M_R^j: what a perfect method can reach), or a
+registered unlearning method applied to M_O with its knob (``MethodSpec.knob``: epochs for most) at that
+value. A cell's record (MAE on test/retain/forget, Utility, Forgetting at the study's alpha, F, the
+Wasserstein distance and mean |prediction - R| on the forget set, wall time and its ratio to retraining)
+and its per-sample predictions are stored in the cache under a hash of everything they depend on, so a
+killed run resumes at the first unfinished cell and no cell is computed twice.
 
-- ``epochs`` (Tables 4-7): each method at every epoch count, on the sweep group (0);
-- ``groups`` (Table 8): every forget group, O and each method at its best epochs;
-- ``alpha`` (Table 3): Forgetting of O and each method (best epochs) for every alpha, from stored
+- ``sweep`` (Tables 4-7): each method at every value of its knob, on the sweep group (0);
+- ``methods`` (Table 8 and the leaderboard): every forget group; O, the second retrained model and each
+  method at its best knob value;
+- ``alpha`` (Table 3): Forgetting of O and each method (best values) for every alpha, from stored
   predictions (no training).
 
-"Best epochs" are the epochs with the highest mean F in the epochs experiment, unless given.
+"Best" is the knob value with the highest mean F in the sweep, unless given (``best``). Nothing here
+names a method: labels, knobs and sweep values come from the registry.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -27,29 +32,87 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from olvido.data.forget import ForgetSplit, forget_age_group
+from olvido.data.protocol import FORGET_GROUPS
+from olvido.errors import OlvidoError
 from olvido.experiments.workspace import Workspace
-from olvido.methods import config_for, get_method, unlearn
-from olvido.metrics import absolute_errors, f_score, forgetting, mean_absolute_error, utility
+from olvido.methods import THESIS_METHODS, config_for, get_method, list_methods
+from olvido.metrics import (
+    absolute_errors,
+    f_score,
+    forgetting,
+    mean_absolute_error,
+    mean_prediction_difference,
+    prediction_wasserstein,
+    utility,
+)
 from olvido.storage import atomic_save_npz, atomic_write_json, stable_hash
 
-ORIGINAL, RETRAINED = "original", "retrained"
+ORIGINAL, RETRAINED, RETRAINED_OTHER = "original", "retrained", "retrained_other"
+REFERENCES = (ORIGINAL, RETRAINED, RETRAINED_OTHER)
+REFERENCE_LABELS = {ORIGINAL: "O", RETRAINED: "R", RETRAINED_OTHER: "R (another seed)"}
+OTHER_SEED_OFFSET = 100  # the second retrained model of seed s is trained with seed s + 100
 PREDICTION_SETS = ("test", "forget", "retain")
+
+
+def method_label(method: str) -> str:
+    return REFERENCE_LABELS.get(method) or get_method(method).label
+
+
+def canonical_value(value):
+    """A knob value as cache keys and records hold it: None, an int when whole (2.0 -> 2), else a float.
+    Tables round-trip values through float columns; without this, 2 and 2.0 would be two cells."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return None
+    value = float(value)
+    return int(value) if value.is_integer() else value
+
+
+def comparable_methods(scope: str) -> tuple[str, ...]:
+    """Every registered unlearning method that supports ``scope`` (retraining is the reference, not a method)."""
+    return tuple(name for name in list_methods(scope) if name != "retrain")
 
 
 @dataclass(frozen=True)
 class StudyConfig:
+    """``methods``: None = every registered method supporting the scope. ``sweeps``: knob values per
+    method (default: each spec's). ``best``: knob value per method (default: highest mean F in the sweep)."""
+
     seeds: tuple[int, ...] = (0, 1, 2)
     sweep_group: int = 0
-    epochs: tuple[int, ...] = (2, 4, 8, 16)
     groups: tuple[int, ...] = (0, 1, 2, 3, 4)
     alphas: tuple[float, ...] = (2, 5, 10, 15, 20, 25, 30, 35)
     alpha: float = 15.0
-    methods: tuple[str, ...] = ("finetune", "random_labels")
-    best_epochs: dict[str, int] | None = None  # None: highest mean F in the epochs experiment
+    methods: tuple[str, ...] | None = None
+    sweeps: tuple[tuple[str, tuple], ...] = ()
+    best: tuple[tuple[str, float], ...] = ()
 
     def __post_init__(self) -> None:
-        for method in self.methods:
+        for method in list(self.methods or ()) + [m for m, _ in self.sweeps] + [m for m, _ in self.best]:
             get_method(method)
+        for group in (self.sweep_group, *self.groups):
+            if not 0 <= group < len(FORGET_GROUPS):
+                raise OlvidoError(f"group {group}: expected one of 0..{len(FORGET_GROUPS) - 1}")
+        if self.methods is not None:
+            outside = sorted({m for m, _ in self.sweeps + self.best} - set(self.methods))
+            if outside:
+                raise OlvidoError(
+                    f"best/sweep values given for {', '.join(outside)}, which are not among the study's methods "
+                    f"({', '.join(self.methods)})"
+                )
+
+    def methods_for(self, scope: str) -> tuple[str, ...]:
+        if self.methods is None:
+            return comparable_methods(scope)
+        unsupported = [m for m in self.methods if scope not in get_method(m).scopes]
+        if unsupported:
+            raise OlvidoError(
+                f"methods {', '.join(unsupported)} do not support the {scope} scope "
+                f"(supported there: {', '.join(comparable_methods(scope))})"
+            )
+        return self.methods
+
+    def sweep_values(self, method: str) -> tuple:
+        return dict(self.sweeps).get(method, get_method(method).knob.values)
 
 
 @dataclass
@@ -66,35 +129,36 @@ class Study:
         self.config = config
         self.progress = progress
         self.folder = Path(workspace.cache) / "cells"
+        self.methods = config.methods_for(workspace.model_config.scope)
         self._cells: dict[str, CellResult] = {}
 
     @cached_property
     def _splits(self) -> dict[int, ForgetSplit]:
-        return {group: forget_age_group(self.ws.prepared.manifest, group) for group in range(5)}
+        return {group: forget_age_group(self.ws.prepared.manifest, group) for group in range(len(FORGET_GROUPS))}
 
     def split(self, group: int) -> ForgetSplit:
         return self._splits[group]
 
-    def _unlearn_config(self, method: str, epochs: int, seed: int):
-        return config_for(method, self.ws.fit_config, epochs, seed, self.ws.device)
-
-    def _key(self, method: str, group: int, epochs: int | None, seed: int) -> str:
-        unlearn_config = None if method in (ORIGINAL, RETRAINED) else self._unlearn_config(method, epochs, seed).to_dict()
+    def _key(self, method: str, group: int, value, seed: int) -> str:
+        unlearn_config = None
+        if method not in REFERENCES:
+            unlearn_config = config_for(method, self.ws.fit_config, value, seed, self.ws.device).to_dict()
         return stable_hash(
             {
                 "manifest": self.ws.prepared.manifest.hash,
                 "architecture": self.ws.architecture,
                 "fit": self.ws.fit_config.to_dict(),
-                "cell": [method, group, epochs, seed],
+                "cell": [method, group, value, seed],
                 "unlearn": unlearn_config,
                 "alpha": self.config.alpha,
-                "version": 1,
+                "version": 2,
             }
         )
 
-    def cell(self, method: str, group: int, epochs: int | None, seed: int) -> CellResult:
+    def cell(self, method: str, group: int, value, seed: int) -> CellResult:
         """The cell's result, from memory, the cache, or computed now (and stored)."""
-        key = self._key(method, group, epochs, seed)
+        value = None if method in REFERENCES else canonical_value(value)
+        key = self._key(method, group, value, seed)
         if key in self._cells:
             return self._cells[key]
         record_path, predictions_path = self.folder / f"{key}.json", self.folder / f"{key}.npz"
@@ -102,39 +166,48 @@ class Study:
             with np.load(predictions_path) as stored:
                 result = CellResult(json.loads(record_path.read_text()), dict(stored))
         else:
-            result = self._compute(method, group, epochs, seed)
+            result = self._compute(method, group, value, seed)
             atomic_save_npz(predictions_path, **result.predictions)
             atomic_write_json(record_path, result.record)  # written last: its presence marks the cell done
         self._cells[key] = result
         return result
 
-    def _compute(self, method: str, group: int, epochs: int | None, seed: int) -> CellResult:
+    def _compute(self, method: str, group: int, value, seed: int) -> CellResult:
         ws, split = self.ws, self.split(group)
-        original = ws.original(seed)
         retrained = ws.retrained(split, seed)
-        if method == ORIGINAL:
-            model, seconds = original.model, original.meta["seconds"]
-        elif method == RETRAINED:
+        if method == RETRAINED:
             model, seconds = retrained.model, retrained.meta["seconds"]
+        elif method == RETRAINED_OTHER:
+            other = ws.retrained(split, seed + OTHER_SEED_OFFSET)
+            model, seconds = other.model, other.meta["seconds"]
+        elif method == ORIGINAL:
+            original = ws.original(seed)
+            model, seconds = original.model, original.meta["seconds"]
         else:
-            result = unlearn(
-                method, original.model, ws.dataset(split.retain_train), ws.dataset(split.forget),
-                ws.dataset(split.retain_val), self._unlearn_config(method, epochs, seed),
-            )
+            result = ws.unlearn(method, ws.original(seed).model, split, value, seed)
             model, seconds = result.model, result.seconds
-        sets = {"test": split.test, "forget": split.forget, "retain": np.concatenate([split.retain_train, split.retain_val])}
+        sets = {
+            "test": split.test,
+            "forget": split.forget,
+            "retain": np.concatenate([split.retain_train, split.retain_val]),
+        }
         predictions = {}
         for name, ids in sets.items():
             predictions[f"{name}_ids"] = ids
             predictions[f"{name}_pred"] = ws.predict(model, ids)
-        if method == RETRAINED:
-            reference = predictions
-        else:
-            reference = self.cell(RETRAINED, group, None, seed).predictions
+        reference = predictions if method == RETRAINED else self.cell(RETRAINED, group, None, seed).predictions
         record = self._metrics(predictions, reference)
+        spec_knob = None if method in REFERENCES else get_method(method).knob.name
         record.update(
-            method=method, group=group, epochs=epochs, seed=seed, scope=ws.model_config.scope,
-            seconds=round(seconds, 3), retrain_seconds=retrained.meta["seconds"],
+            method=method,
+            label=method_label(method),
+            group=group,
+            knob=spec_knob,
+            value=value,
+            seed=seed,
+            scope=ws.model_config.scope,
+            seconds=round(seconds, 3),
+            retrain_seconds=retrained.meta["seconds"],
             time_ratio=round(seconds / retrained.meta["seconds"], 4),
         )
         return CellResult(record, predictions)
@@ -144,72 +217,101 @@ class Study:
         mae = {name: mean_absolute_error(ages[name], predictions[f"{name}_pred"]) for name in PREDICTION_SETS}
         reference_test_mae = mean_absolute_error(ages["test"], reference["test_pred"])
         utility_value = utility(reference_test_mae, mae["test"])
-        forgetting_value = forgetting(ages["forget"], predictions["forget_pred"], reference["forget_pred"], self.config.alpha)
+        forgetting_value = forgetting(
+            ages["forget"], predictions["forget_pred"], reference["forget_pred"], self.config.alpha
+        )
         return {
-            "test_mae": mae["test"], "retain_mae": mae["retain"], "forget_mae": mae["forget"],
-            "retrained_test_mae": reference_test_mae, "utility": utility_value, "forgetting": forgetting_value,
-            "F": f_score(utility_value, forgetting_value), "alpha": self.config.alpha,
-            "n_test": len(ages["test"]), "n_forget": len(ages["forget"]), "n_retain": len(ages["retain"]),
+            "test_mae": mae["test"],
+            "retain_mae": mae["retain"],
+            "forget_mae": mae["forget"],
+            "retrained_test_mae": reference_test_mae,
+            "utility": utility_value,
+            "forgetting": forgetting_value,
+            "F": f_score(utility_value, forgetting_value),
+            "alpha": self.config.alpha,
+            "wasserstein": prediction_wasserstein(predictions["forget_pred"], reference["forget_pred"]),
+            "prediction_gap": mean_prediction_difference(predictions["forget_pred"], reference["forget_pred"]),
+            "n_test": len(ages["test"]),
+            "n_forget": len(ages["forget"]),
+            "n_retain": len(ages["retain"]),
         }
 
     # -- experiments ---------------------------------------------------------------------------------
-    def _run(self, cells: list[tuple[str, int, int | None, int]], description: str) -> pd.DataFrame:
+    def _run(self, cells: list[tuple[str, int, object, int]], description: str) -> pd.DataFrame:
         records = []
-        for method, group, epochs, seed in tqdm(cells, desc=description, unit="cell", disable=not self.progress):
-            records.append(self.cell(method, group, epochs, seed).record)
+        for method, group, value, seed in tqdm(cells, desc=description, unit="cell", disable=not self.progress):
+            records.append(self.cell(method, group, value, seed).record)
         return pd.DataFrame(records)
 
-    def run_epochs(self) -> pd.DataFrame:
-        """Tables 4-7: every method at every epoch count on the sweep group, plus O and R."""
+    def run_sweep(self) -> pd.DataFrame:
+        """Tables 4-7: every method at every value of its knob on the sweep group, with O, R and R (another seed)."""
         config, group = self.config, self.config.sweep_group
-        cells = [(m, group, None, s) for s in config.seeds for m in (RETRAINED, ORIGINAL)]
-        cells += [(m, group, e, s) for s in config.seeds for m in config.methods for e in config.epochs]
-        return self._run(cells, "epochs experiment").assign(experiment="epochs")
+        cells = [(m, group, None, s) for s in config.seeds for m in (RETRAINED, ORIGINAL, RETRAINED_OTHER)]
+        cells += [
+            (m, group, canonical_value(v), s)
+            for s in config.seeds
+            for m in self.methods
+            for v in config.sweep_values(m)
+        ]
+        return self._run(cells, "sweep experiment").assign(experiment="sweep")
 
-    def best_epochs(self) -> dict[str, int]:
-        if self.config.best_epochs is not None:
-            return dict(self.config.best_epochs)
-        table = self.run_epochs()
-        table = table[table["method"].isin(self.config.methods)]
-        means = table.groupby(["method", "epochs"])["F"].mean()
-        return {method: int(means[method].idxmax()) for method in self.config.methods}
+    @cached_property
+    def best(self) -> dict[str, object]:
+        """Each method's knob value with the highest mean F in the sweep (or the configured one)."""
+        chosen = dict(self.config.best)
+        missing = [m for m in self.methods if m not in chosen]
+        if missing:
+            table = self.run_sweep()
+            means = table[table["method"].isin(missing)].groupby(["method", "value"])["F"].mean()
+            for method in missing:
+                chosen[method] = means[method].idxmax()
+        return {m: canonical_value(chosen[m]) for m in self.methods}
 
-    def run_groups(self) -> pd.DataFrame:
-        """Table 8: every forget group; O, R and each method at its best epochs."""
-        best = self.best_epochs()
+    def run_methods(self) -> pd.DataFrame:
+        """Table 8 and the leaderboard: every forget group; O, R, R (another seed) and each method at its best value."""
         cells = []
         for group in self.config.groups:
             for seed in self.config.seeds:
-                cells += [(RETRAINED, group, None, seed), (ORIGINAL, group, None, seed)]
-                cells += [(m, group, best[m], seed) for m in self.config.methods]
-        return self._run(cells, "groups experiment").assign(experiment="groups")
+                cells += [
+                    (RETRAINED, group, None, seed),
+                    (ORIGINAL, group, None, seed),
+                    (RETRAINED_OTHER, group, None, seed),
+                ]
+                cells += [(m, group, self.best[m], seed) for m in self.methods]
+        return self._run(cells, "methods experiment").assign(experiment="methods")
 
     def run_alpha(self) -> pd.DataFrame:
-        """Table 3: Forgetting of O and each method (best epochs) on the sweep group, for every alpha."""
-        best, group = self.best_epochs(), self.config.sweep_group
+        """Table 3: Forgetting of O, R (another seed) and each method (best values) on the sweep group, per alpha."""
+        group = self.config.sweep_group
         rows = []
         for seed in self.config.seeds:
             reference = self.cell(RETRAINED, group, None, seed).predictions
             ages = self.ws.ages(reference["forget_ids"])
-            for method, epochs in [(ORIGINAL, None)] + [(m, best[m]) for m in self.config.methods]:
-                predictions = self.cell(method, group, epochs, seed).predictions
+            for method, value in [(ORIGINAL, None), (RETRAINED_OTHER, None)] + list(self.best.items()):
+                predictions = self.cell(method, group, value, seed).predictions
                 for alpha in self.config.alphas:
-                    rows.append({
-                        "method": method, "epochs": epochs, "seed": seed, "alpha": alpha,
-                        "forgetting": forgetting(ages, predictions["forget_pred"], reference["forget_pred"], alpha),
-                    })
+                    rows.append(
+                        {
+                            "method": method,
+                            "label": method_label(method),
+                            "value": value,
+                            "seed": seed,
+                            "alpha": alpha,
+                            "forgetting": forgetting(ages, predictions["forget_pred"], reference["forget_pred"], alpha),
+                        }
+                    )
         return pd.DataFrame(rows).assign(scope=self.ws.model_config.scope)
 
     def per_sample_errors(self, seed: int | None = None, count: int = 100) -> pd.DataFrame:
-        """Absolute errors of O, R and each method (best epochs) on ``count`` fixed random test images."""
+        """Absolute errors of O, R and each method (best values) on ``count`` fixed random test images."""
         seed = self.config.seeds[0] if seed is None else seed
-        best, group = self.best_epochs(), self.config.sweep_group
+        group = self.config.sweep_group
         test = self.split(group).test
         chosen = np.sort(np.random.default_rng(2024).choice(test, size=min(count, len(test)), replace=False))
         ages = self.ws.ages(chosen)
         columns = {"id": chosen, "age": ages}
-        for method, epochs in [(ORIGINAL, None), (RETRAINED, None)] + [(m, best[m]) for m in self.config.methods]:
-            predictions = self.cell(method, group, epochs, seed).predictions
+        for method, value in [(ORIGINAL, None), (RETRAINED, None)] + list(self.best.items()):
+            predictions = self.cell(method, group, value, seed).predictions
             lookup = dict(zip(predictions["test_ids"].tolist(), predictions["test_pred"].tolist()))
             columns[method] = absolute_errors(ages, [lookup[i] for i in chosen.tolist()])
         return pd.DataFrame(columns)
@@ -219,17 +321,36 @@ class Study:
         set's are left out by default (they dominate the size; its MAE is in every record and all
         predictions stay in the cache)."""
         frames = []
-        for record in records.drop_duplicates(["method", "group", "epochs", "seed"]).to_dict("records"):
-            epochs = None if pd.isna(record["epochs"]) else int(record["epochs"])
-            predictions = self.cell(record["method"], int(record["group"]), epochs, int(record["seed"])).predictions
+        for record in unique_cells(records).to_dict("records"):
+            value = canonical_value(record["value"])
+            predictions = self.cell(record["method"], int(record["group"]), value, int(record["seed"])).predictions
             for name in sets:
                 ids = predictions[f"{name}_ids"]
-                frames.append(pd.DataFrame({
-                    "scope": record["scope"], "method": record["method"], "group": record["group"],
-                    "epochs": epochs, "seed": record["seed"], "set": name, "id": ids,
-                    "age": self.ws.ages(ids), "prediction": np.round(predictions[f"{name}_pred"], 2),
-                }))
+                frames.append(
+                    pd.DataFrame(
+                        {
+                            "scope": record["scope"],
+                            "method": record["method"],
+                            "group": record["group"],
+                            "value": value,
+                            "seed": record["seed"],
+                            "set": name,
+                            "id": ids,
+                            "age": self.ws.ages(ids),
+                            "prediction": np.round(predictions[f"{name}_pred"], 2),
+                        }
+                    )
+                )
         return pd.concat(frames, ignore_index=True)
+
+
+def unique_cells(records: pd.DataFrame) -> pd.DataFrame:
+    """One row per cell: the sweep and methods experiments share some (O, R, methods at their best values)."""
+    return (
+        records.assign(_value=records["value"].map(canonical_value))
+        .drop_duplicates(["method", "group", "_value", "seed"])
+        .drop(columns="_value")
+    )
 
 
 @dataclass
@@ -238,7 +359,7 @@ class StudyResult:
     runs: pd.DataFrame
     alpha: pd.DataFrame
     per_sample: pd.DataFrame
-    best_epochs: dict[str, int]
+    best: dict[str, object]
     seconds: float
     model_summary: dict
     config: dict
@@ -248,40 +369,49 @@ class StudyResult:
     feature_injection: list[dict] = field(default_factory=list)
 
 
-def run_study(workspace: Workspace, config: StudyConfig = StudyConfig(), progress: bool = True, verdicts=None) -> StudyResult:
-    """Experiments 2, 3 and 1 (in that order: 3 and 1 use 2's best epochs) for one workspace, then, with a
-    ``VerdictConfig``, the verdicts of O and each method (best epochs) on the sweep group."""
-    import time
-
+def run_study(
+    workspace: Workspace, config: StudyConfig = StudyConfig(), progress: bool = True, verdicts=None
+) -> StudyResult:
+    """The sweep, the methods experiment and the alpha experiment (in that order: the later ones use the
+    sweep's best values) for one workspace, then, with a ``VerdictConfig``, the verdicts of O and each
+    method (best values) on the sweep group."""
     from olvido.experiments.verdicts import Verdicts, feature_injection, interclass_confusion
 
     started = time.perf_counter()
     study = Study(workspace, config, progress)
-    epochs = study.run_epochs()
-    groups = study.run_groups()
+    sweep = study.run_sweep()
+    methods = study.run_methods()
     alpha = study.run_alpha()
-    runs = pd.concat([epochs, groups], ignore_index=True)
+    runs = pd.concat([sweep, methods], ignore_index=True)
     originals = [workspace.original(seed) for seed in config.seeds]
     summary = {
         "scope": workspace.model_config.scope,
         "architecture": workspace.architecture,
         "fit": workspace.fit_config.to_dict(),
-        "pretrain": None if workspace.pretrain_report is None else {k: v for k, v in workspace.pretrain_report.items() if k != "history"},
+        "pretrain": None
+        if workspace.pretrain_report is None
+        else {k: v for k, v in workspace.pretrain_report.items() if k != "history"},
         "original_test_mae": [workspace.evaluate(o.model) for o in originals],
         "manifest": workspace.prepared.manifest.hash,
     }
     result = StudyResult(
-        scope=workspace.model_config.scope, runs=runs, alpha=alpha, per_sample=study.per_sample_errors(),
-        best_epochs=study.best_epochs(), seconds=time.perf_counter() - started, model_summary=summary,
-        config={k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(config).items()},
+        scope=workspace.model_config.scope,
+        runs=runs,
+        alpha=alpha,
+        per_sample=study.per_sample_errors(),
+        best=study.best,
+        seconds=time.perf_counter() - started,
+        model_summary=summary,
+        config={k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(config).items()}
+        | {"methods": list(study.methods)},
         predictions=study.predictions_table(runs),
     )
     if verdicts is not None:
-        best = study.best_epochs()
         split = study.split(config.sweep_group)
-        result.verdicts = Verdicts(workspace, split, verdicts, progress).evaluate(best)
-        result.interclass_confusion = interclass_confusion(workspace, methods=best)
+        thesis = {m: v for m, v in study.best.items() if m in THESIS_METHODS} or dict(list(study.best.items())[:2])
+        result.verdicts = Verdicts(workspace, split, verdicts, progress).evaluate(study.best)
+        result.interclass_confusion = interclass_confusion(workspace, methods=thesis)
         if workspace.model_config.scope == "head":
-            result.feature_injection = feature_injection(workspace, split, methods=best)
+            result.feature_injection = feature_injection(workspace, split, methods=study.best)
         result.seconds = time.perf_counter() - started
     return result

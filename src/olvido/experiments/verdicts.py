@@ -35,13 +35,13 @@ from tqdm.auto import tqdm
 
 from olvido.data.forget import ForgetSplit, split_forget
 from olvido.data.protocol import FORGET_GROUPS
+from olvido.errors import OlvidoError
 from olvido.experiments.workspace import Workspace
-from olvido.methods import config_for, unlearn
-from olvido.metrics import f_score, forgetting, mean_absolute_error, utility
+from olvido.methods import THESIS_METHODS, config_for, unlearn
+from olvido.metrics import absolute_errors, f_score, forgetting, mean_absolute_error, utility
 from olvido.metrics.distances import mean_prediction_difference, prediction_wasserstein
 from olvido.metrics.epsilon import final_score, forget_score
 from olvido.metrics.mia import attack_features, likelihood_ratio_scores, population_attack, score_attack
-from olvido.storage import OlvidoError
 from olvido.training import ArrayDataset, FitConfig, fit, one_batch_loader
 
 ORIGINAL, RETRAINED_OTHER_SEED = "original", "retrained (another seed)"
@@ -59,7 +59,9 @@ class VerdictConfig:
 
 
 class Verdicts:
-    def __init__(self, workspace: Workspace, split: ForgetSplit, config: VerdictConfig = VerdictConfig(), progress: bool = True):
+    def __init__(
+        self, workspace: Workspace, split: ForgetSplit, config: VerdictConfig = VerdictConfig(), progress: bool = True
+    ):
         self.ws = workspace.with_ensemble(1)
         self.ws.progress = False  # one bar per verdict step below, not one per trained network
         self.split = split
@@ -90,12 +92,8 @@ class Verdicts:
     def _predict(self, model: nn.Module, ids: np.ndarray) -> np.ndarray:
         return self.ws.predict(model, ids)
 
-    def _unlearned(self, original: nn.Module, method: str, epochs: int | None, seed: int) -> tuple[nn.Module, float]:
-        split = self.split
-        result = unlearn(
-            method, original, self.ws.dataset(split.retain_train), self.ws.dataset(split.forget),
-            self.ws.dataset(split.retain_val), config_for(method, self.ws.fit_config, epochs, seed, self.ws.device),
-        )
+    def _unlearned(self, original: nn.Module, method: str, value, seed: int) -> tuple[nn.Module, float]:
+        result = self.ws.unlearn(method, original, self.split, value, seed)
         return result.model, result.seconds
 
     # -- reference models -----------------------------------------------------------------------------
@@ -145,17 +143,34 @@ class Verdicts:
                 return True
             return False
 
-        fit(copy.deepcopy(model), one_batch, None, FitConfig(epochs=max_steps, lr=recipe.lr, patience=None, seed=self.config.seed,
-                                                             device=self.ws.device), stop_when=done)
+        fit(
+            copy.deepcopy(model),
+            one_batch,
+            None,
+            FitConfig(epochs=max_steps, lr=recipe.lr, patience=None, seed=self.config.seed, device=self.ws.device),
+            stop_when=done,
+        )
         return round(reached["step"] * batch / len(forget), 3) if "step" in reached else None
 
     def measure(self, model: nn.Module, reference: nn.Module, original: nn.Module) -> dict:
         """Every single-model verdict of ``model`` against ``reference`` (R)."""
         split, ws, config = self.split, self.ws, self.config
-        ages = {name: ws.ages(ids) for name, ids in (("test", split.test), ("forget", split.forget), ("non", self.nonmembers))}
-        pred = {name: self._predict(model, ids) for name, ids in (("test", split.test), ("forget", split.forget), ("non", self.nonmembers))}
-        ref = {name: self._predict(reference, ids) for name, ids in (("test", split.test), ("forget", split.forget), ("non", self.nonmembers))}
-        test_mae, ref_test_mae = mean_absolute_error(ages["test"], pred["test"]), mean_absolute_error(ages["test"], ref["test"])
+        ages = {
+            name: ws.ages(ids)
+            for name, ids in (("test", split.test), ("forget", split.forget), ("non", self.nonmembers))
+        }
+        pred = {
+            name: self._predict(model, ids)
+            for name, ids in (("test", split.test), ("forget", split.forget), ("non", self.nonmembers))
+        }
+        ref = {
+            name: self._predict(reference, ids)
+            for name, ids in (("test", split.test), ("forget", split.forget), ("non", self.nonmembers))
+        }
+        test_mae, ref_test_mae = (
+            mean_absolute_error(ages["test"], pred["test"]),
+            mean_absolute_error(ages["test"], ref["test"]),
+        )
         row = {
             "test_mae": test_mae,
             "forget_mae": mean_absolute_error(ages["forget"], pred["forget"]),
@@ -164,9 +179,23 @@ class Verdicts:
         }
         row["F"] = f_score(row["utility"], row["forgetting"])
         for attacker in ("logistic", "svc"):
-            attack = population_attack(attack_features(ages["forget"], pred["forget"]), attack_features(ages["non"], pred["non"]), attacker, config.folds, config.seed)
-            baseline = self._once(("mia", attacker, id(reference)), lambda: population_attack(
-                attack_features(ages["forget"], ref["forget"]), attack_features(ages["non"], ref["non"]), attacker, config.folds, config.seed))
+            attack = population_attack(
+                attack_features(ages["forget"], pred["forget"]),
+                attack_features(ages["non"], pred["non"]),
+                attacker,
+                config.folds,
+                config.seed,
+            )
+            baseline = self._once(
+                ("mia", attacker, id(reference)),
+                lambda attacker=attacker: population_attack(
+                    attack_features(ages["forget"], ref["forget"]),
+                    attack_features(ages["non"], ref["non"]),
+                    attacker,
+                    config.folds,
+                    config.seed,
+                ),
+            )
             row[f"mia_{attacker}_acc"] = attack["accuracy"]
             row[f"mia_{attacker}_auc"] = attack["auc"]
             row[f"mia_{attacker}_acc_retrained"] = baseline["accuracy"]
@@ -179,7 +208,9 @@ class Verdicts:
         row["mean_prediction_difference"] = mean_prediction_difference(pred["forget"], ref["forget"])
         target = config.relearn_tolerance * mean_absolute_error(ages["forget"], self._predict(original, split.forget))
         relearn = self._relearn_epochs(model, target)
-        relearn_reference = self._once(("relearn", id(reference), target), lambda: self._relearn_epochs(reference, target))
+        relearn_reference = self._once(
+            ("relearn", id(reference), target), lambda: self._relearn_epochs(reference, target)
+        )
         row["relearn_epochs"], row["relearn_epochs_retrained"] = relearn, relearn_reference
         row["ain"] = (relearn / relearn_reference) if relearn is not None and relearn_reference else None
         return row
@@ -188,7 +219,7 @@ class Verdicts:
     def _scores(self, models: list[nn.Module]) -> dict[str, np.ndarray]:
         ages = self.ws.ages(self.split.forget)
         predictions = np.stack([self._predict(m, self.split.forget) for m in models])
-        return {"prediction": predictions, "neg_abs_error": -np.abs(predictions - ages)}
+        return {"prediction": predictions, "neg_abs_error": -np.stack([absolute_errors(ages, p) for p in predictions])}
 
     @cached_property
     def _retrained_k(self) -> tuple[list[nn.Module], dict]:
@@ -222,24 +253,31 @@ class Verdicts:
             _ = self._shadow_runs
         return time.perf_counter() - started
 
-    def evaluate(self, methods: dict[str, int | None], with_original: bool = True, with_sanity: bool = True) -> list[dict]:
-        """Rows for O, each ``method`` (name -> epochs, None for its default) and R of another seed.
+    def evaluate(self, methods: dict[str, object], with_original: bool = True, with_sanity: bool = True) -> list[dict]:
+        """Rows for O, each ``method`` (name -> knob value, None for its default) and R of another seed.
 
         Each row's ``evaluation_seconds`` is its own cost; ``reference_seconds`` what the rows share."""
         reference_seconds = self.prepare_references()
         reference, original_model = self.retrained(0), self.original(0)
         rows = []
         started = time.perf_counter()
-        candidates = [(ORIGINAL, None)] * with_original + list(methods.items()) + [(RETRAINED_OTHER_SEED, None)] * with_sanity
-        for name, epochs in candidates:
+        candidates = (
+            [(ORIGINAL, None)] * with_original + list(methods.items()) + [(RETRAINED_OTHER_SEED, None)] * with_sanity
+        )
+        for name, value in candidates:
             began = time.perf_counter()
             if name == ORIGINAL:
                 model, seconds = original_model, self.ws.original(0).meta["seconds"]
             elif name == RETRAINED_OTHER_SEED:
                 model, seconds = self.retrained(1), self.ws.retrained(self.split, 1).meta["seconds"]
             else:
-                model, seconds = self._unlearned(original_model, name, epochs, seed=0)
-            row = {"model": name, "epochs": epochs, "seconds": round(seconds, 3), **self.measure(model, reference, original_model)}
+                model, seconds = self._unlearned(original_model, name, value, seed=0)
+            row = {
+                "model": name,
+                "value": value,
+                "seconds": round(seconds, 3),
+                **self.measure(model, reference, original_model),
+            }
             if self.config.k:
                 seeds = self._steps(range(self.config.k), f"K models: {name}")
                 if name == ORIGINAL:
@@ -247,7 +285,7 @@ class Verdicts:
                 elif name == RETRAINED_OTHER_SEED:  # K retrained models of other seeds than the reference K
                     k_models = [self.retrained(self.config.k + seed) for seed in seeds]
                 else:
-                    k_models = [self._unlearned(original_model, name, epochs, seed)[0] for seed in seeds]
+                    k_models = [self._unlearned(original_model, name, value, seed)[0] for seed in seeds]
                 row.update(self.neurips_score(k_models))
             row["evaluation_seconds"] = round(time.perf_counter() - began, 1)
             rows.append(row)
@@ -257,8 +295,13 @@ class Verdicts:
         return rows
 
 
-def interclass_confusion(workspace: Workspace, groups: tuple[int, int] = (0, 4), per_group: int = 100,
-                         methods: dict[str, int | None] | None = None, seed: int = 0) -> list[dict]:
+def interclass_confusion(
+    workspace: Workspace,
+    groups: tuple[int, int] = (0, 4),
+    per_group: int = 100,
+    methods: dict[str, int | None] | None = None,
+    seed: int = 0,
+) -> list[dict]:
     """The interclass-confusion test (Goel et al.), for ages: swap the labels of ``per_group`` train
     images of two age groups (each age mapped to the same position in the other group), train O on the
     confused data, forget exactly those images, and measure how much confusion is left.
@@ -271,12 +314,19 @@ def interclass_confusion(workspace: Workspace, groups: tuple[int, int] = (0, 4),
     rng = np.random.default_rng([seed, 41])
     (low_a, high_a), (low_b, high_b) = FORGET_GROUPS[groups[0]], FORGET_GROUPS[groups[1]]
     train_originals = table[(table["split"] == "train") & (table["source_id"] == -1)]
-    available = min(int(train_originals["age"].between(low, high).sum()) for low, high in ((low_a, high_a), (low_b, high_b)))
+    available = min(
+        int(train_originals["age"].between(low, high).sum()) for low, high in ((low_a, high_a), (low_b, high_b))
+    )
     per_group = min(per_group, available // 2)  # a small dataset: swap at most half of a group's images
     if per_group < 5:
-        raise OlvidoError(f"interclass confusion: groups {groups} have only {available} train images; expected at least 10")
+        raise OlvidoError(
+            f"interclass confusion: groups {groups} have only {available} train images; expected at least 10"
+        )
     chosen, relabel = [], {}
-    for (low, high), (other_low, other_high) in (((low_a, high_a), (low_b, high_b)), ((low_b, high_b), (low_a, high_a))):
+    for (low, high), (other_low, other_high) in (
+        ((low_a, high_a), (low_b, high_b)),
+        ((low_b, high_b), (low_a, high_a)),
+    ):
         candidates = train_originals[train_originals["age"].between(low, high)]
         picked = candidates.sample(per_group, random_state=int(rng.integers(1 << 31)))
         for sample_id, age in zip(picked["id"], picked["age"]):
@@ -297,20 +347,29 @@ def interclass_confusion(workspace: Workspace, groups: tuple[int, int] = (0, 4),
         pull = (ws.predict(model, confused) - true_age) / (swapped - true_age)
         return float(np.clip(pull, 0, 1).mean())
 
-    rows = [{"model": "original (trained on swapped labels)", "confusion": confusion(original), "swapped_per_group": per_group},
-            {"model": "retrained", "confusion": confusion(retrained), "swapped_per_group": per_group}]
-    for method, epochs in (methods or {"finetune": None, "random_labels": None}).items():
-        config = config_for(method, ws.fit_config, epochs, seed, ws.device)
+    rows = [
+        {
+            "model": "original (trained on swapped labels)",
+            "confusion": confusion(original),
+            "swapped_per_group": per_group,
+        },
+        {"model": "retrained", "confusion": confusion(retrained), "swapped_per_group": per_group},
+    ]
+    for method, value in (methods or dict.fromkeys(THESIS_METHODS)).items():
         # the forget set as the original saw it: with its swapped labels
         forget_targets = np.array([relabel[int(i)] for i in split.forget], dtype=np.float32)
-        model = unlearn(method, original, ws.dataset(split.retain_train), ws.dataset(split.forget, forget_targets),
-                        ws.dataset(split.retain_val), config).model
+        model = ws.unlearn(method, original, split, value, seed, forget_targets=forget_targets).model
         rows.append({"model": method, "confusion": confusion(model), "swapped_per_group": per_group})
     return rows
 
 
-def feature_injection(workspace: Workspace, split: ForgetSplit, methods: dict[str, int | None] | None = None,
-                      seed: int = 0, epochs: int = 30) -> list[dict]:
+def feature_injection(
+    workspace: Workspace,
+    split: ForgetSplit,
+    methods: dict[str, int | None] | None = None,
+    seed: int = 0,
+    epochs: int = 30,
+) -> list[dict]:
     """The feature-injection test (Izzo et al.) on a linear head: append one feature that equals the
     standardised label on forget samples and 0 elsewhere, train O (it leans on the feature), then unlearn.
     A method that truly forgets drives the feature's weight back to R's (which never sees it non-zero).
@@ -320,21 +379,33 @@ def feature_injection(workspace: Workspace, split: ForgetSplit, methods: dict[st
     if ws.model_config.scope != "head":
         raise OlvidoError(f"feature injection needs the head scope (fixed embeddings), not {ws.model_config.scope!r}")
     forgotten = set(split.forget.tolist())
+    # With mirroring the cached embeddings are [n, 2, d]; a linear model of their mean is exactly the
+    # mirrored linear model.
+    embeddings = ws.inputs.mean(dim=1) if ws.model_config.mirrored else ws.inputs
 
     def dataset(ids: np.ndarray, targets: np.ndarray | None = None) -> ArrayDataset:
         ages = ws.ages(ids)
-        injected = np.array([(age - 40.0) / 10.0 if int(i) in forgotten else 0.0 for i, age in zip(ids, ages)], dtype=np.float32)
-        inputs = torch.cat([ws.inputs[ws.rows(ids)], torch.from_numpy(injected)[:, None]], dim=1)
+        injected = np.array(
+            [(age - 40.0) / 10.0 if int(i) in forgotten else 0.0 for i, age in zip(ids, ages)], dtype=np.float32
+        )
+        inputs = torch.cat([embeddings[ws.rows(ids)], torch.from_numpy(injected)[:, None]], dim=1)
         return ArrayDataset(inputs, ages if targets is None else targets, ids)
 
     def linear(seed_: int) -> nn.Module:
         torch.manual_seed(seed_)
-        layer = nn.Linear(ws.inputs.shape[1] + 1, 1)
+        layer = nn.Linear(embeddings.shape[1] + 1, 1)
         nn.init.zeros_(layer.weight)
         nn.init.constant_(layer.bias, 40.0)
         return nn.Sequential(layer, nn.Flatten(0))
 
-    recipe = FitConfig(epochs=epochs, batch_size=ws.fit_config.batch_size, lr=ws.fit_config.lr, patience=None, seed=seed, device=ws.device)
+    recipe = FitConfig(
+        epochs=epochs,
+        batch_size=ws.fit_config.batch_size,
+        lr=ws.fit_config.lr,
+        patience=None,
+        seed=seed,
+        device=ws.device,
+    )
     train_ids = np.concatenate([split.retain_train, split.forget])
     original = linear(seed)
     fit(original, dataset(train_ids), None, recipe)
@@ -344,10 +415,21 @@ def feature_injection(workspace: Workspace, split: ForgetSplit, methods: dict[st
     def weight(model: nn.Module) -> float:
         return float(model[0].weight[0, -1].detach())
 
-    rows = [{"model": "original", "injected_weight": weight(original)}, {"model": "retrained", "injected_weight": weight(retrained)}]
-    for method, method_epochs in (methods or {"finetune": None, "random_labels": None}).items():
-        config = config_for(method, ws.fit_config, method_epochs, seed, ws.device)
-        model = unlearn(method, original, dataset(split.retain_train), dataset(split.forget), dataset(split.retain_val), config).model
+    rows = [
+        {"model": "original", "injected_weight": weight(original)},
+        {"model": "retrained", "injected_weight": weight(retrained)},
+    ]
+    for method, value in (methods or dict.fromkeys(THESIS_METHODS)).items():
+        config = config_for(method, ws.fit_config, value, seed, ws.device)
+        model = unlearn(
+            method,
+            original,
+            dataset(split.retain_train),
+            dataset(split.forget),
+            dataset(split.retain_val),
+            config,
+            label_range=ws.label_range,
+        ).model
         rows.append({"model": method, "injected_weight": weight(model)})
     reference = abs(rows[0]["injected_weight"]) or 1.0
     for row in rows:

@@ -1,6 +1,20 @@
-"""Unlearning methods, one file each, registered by name (see ``base``)."""
+"""Unlearning methods, one file each, registered by name (see ``base``); ``list_methods()`` lists them."""
 
-from olvido.methods import finetune, random_labels, retrain  # noqa: F401  (registers the methods)
-from olvido.methods.base import METHODS, UnlearnConfig, Unlearned, config_for, get_method, register, unlearn
+from olvido.methods import (  # noqa: F401  (each import registers its method)
+    base,
+    blindspot,
+    ct,
+    finetune,
+    gaussian_amnesiac,
+    msg,
+    neggrad_plus,
+    random_labels,
+    reset_distill,
+    retrain,
+    scrub,
+)
+from olvido.methods.base import *  # noqa: F403  (the public API is base's)
 
-__all__ = ["METHODS", "UnlearnConfig", "Unlearned", "config_for", "get_method", "register", "unlearn"]
+THESIS_METHODS = ("finetune", "random_labels")  # the two methods the thesis implemented (FT, RND)
+
+__all__ = [*base.__all__, "THESIS_METHODS"]

@@ -1,8 +1,7 @@
 """M_FT (thesis 3.2.1): fine-tune the original model on the retain set only, for a fixed number of epochs.
 
-The forget set is never used. Defaults: 8 epochs (the thesis's best), the scope's training learning rate
-and batch size (the thesis fine-tuned with its training recipe, lr 1e-5 for its end-to-end ResNet50).
-``val`` is only monitored (per-epoch MAE in the history), not used to stop.
+The forget set is never read. It continues the model's training recipe (the thesis fine-tuned with its
+training recipe, lr 1e-5 for its end-to-end ResNet50): in a study, the scope's learning rate and batch size.
 """
 
 from __future__ import annotations
@@ -11,16 +10,24 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from olvido.methods.base import Data, UnlearnConfig, register
+from olvido.methods.base import Knob, UnlearnConfig, UnlearnContext, register
 from olvido.training import fit
 
 
 @dataclass
 class FinetuneConfig(UnlearnConfig):
-    epochs: int = 8
+    epochs: int = 8  # the thesis's best
 
 
-@register("finetune", FinetuneConfig, "M_FT: fine-tune on the retain set only (thesis 3.2.1)")
-def finetune(model: nn.Module, retain: Data, forget: Data, val: Data, config: FinetuneConfig) -> nn.Module:
-    fit(model, retain, val, config.fit_config(), description="finetune")
+@register(
+    "finetune",
+    FinetuneConfig,
+    "fine-tune on the retain set only",
+    label="FT",
+    reference="thesis 3.2.1 (M_FT); Golatkar et al., CVPR 2020, as a baseline",
+    knob=Knob("epochs", (2, 4, 8, 16)),
+    continues_recipe=True,
+)
+def finetune(model: nn.Module, context: UnlearnContext, config: FinetuneConfig) -> nn.Module:
+    fit(model, context.retain, None, config.fit_config(), description="finetune")
     return model

@@ -2,8 +2,8 @@
 
 Each time a forget sample is served its label moves by an offset drawn uniformly from
 {-6, -5, -4, -3, +3, +4, +5, +6} years (redrawn at every visit, never 0, never +-1 or +-2, which the thesis
-found to have no effect), then is clipped to [20, 60]; retain labels are untouched. Defaults: 2 epochs (the
-thesis's best), the scope's training learning rate and batch size.
+found to have no effect), then is clipped to the label range (the thesis's [20, 60]); retain labels are
+untouched. Defaults: 2 epochs (the thesis's best), the scope's training learning rate and batch size.
 
 Faithful to the thesis's text, not its notebook (which selected forget samples on already-normalised
 labels, so perturbed nothing, and divided by 60 twice). The thesis trained on "the full original train
@@ -17,12 +17,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from olvido.methods.base import Data, UnlearnConfig, dataset_of, register
+from olvido.methods.base import Knob, UnlearnConfig, UnlearnContext, dataset_of, register
 from olvido.training import ConcatSamples, fetch_batch, fit
 
 THESIS_OFFSETS = (-6, -5, -4, -3, 3, 4, 5, 6)
@@ -55,14 +54,28 @@ class ShiftedLabels(Dataset):
 
 @dataclass
 class RandomLabelsConfig(UnlearnConfig):
-    epochs: int = 2
+    epochs: int = 2  # the thesis's best
     offsets: tuple[int, ...] = THESIS_OFFSETS
-    label_min: float = 20.0
-    label_max: float = 60.0
 
 
-@register("random_labels", RandomLabelsConfig, "M_RND: fine-tune with forget labels randomly shifted by 3-6 years (thesis 3.2.2)")
-def random_labels(model: nn.Module, retain: Data, forget: Data, val: Data, config: RandomLabelsConfig) -> nn.Module:
-    shifted = ShiftedLabels(dataset_of(forget), config.offsets, config.label_min, config.label_max, seed=config.seed)
-    fit(model, ConcatSamples([dataset_of(retain), shifted]), val, config.fit_config(), description="random_labels")
+@register(
+    "random_labels",
+    RandomLabelsConfig,
+    "fine-tune with forget labels randomly shifted by 3-6 years",
+    label="RND",
+    reference="thesis 3.2.2 (M_RND)",
+    needs=("retain", "forget"),
+    knob=Knob("epochs", (2, 4, 8, 16)),
+    continues_recipe=True,
+)
+def random_labels(model: nn.Module, context: UnlearnContext, config: RandomLabelsConfig) -> nn.Module:
+    low, high = context.label_range
+    shifted = ShiftedLabels(dataset_of(context.forget), config.offsets, low, high, seed=config.seed)
+    fit(
+        model,
+        ConcatSamples([dataset_of(context.retain), shifted]),
+        None,
+        config.fit_config(),
+        description="random_labels",
+    )
     return model

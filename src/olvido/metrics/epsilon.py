@@ -161,7 +161,9 @@ def forget_score(unlearned, retrained, delta: float = DELTA) -> tuple[float, np.
     return score, epsilons
 
 
-def final_score(forget: float, retain_mae_unlearned, retain_mae_retrained, test_mae_unlearned, test_mae_retrained) -> float:
+def final_score(
+    forget: float, retain_mae_unlearned, retain_mae_retrained, test_mae_unlearned, test_mae_retrained
+) -> float:
     """Forget score x retain-utility ratio x test-utility ratio, with MAE ratios (retrained / unlearned)
     standing in for the challenge's accuracy ratios (unlearned / retrained): both are < 1 when the
     unlearned models are worse than retraining."""

@@ -45,7 +45,9 @@ def _attacker(kind: str, seed: int):
     raise ValueError(f"attacker {kind!r}: expected 'logistic' or 'svc'")
 
 
-def population_attack(members: np.ndarray, nonmembers: np.ndarray, attacker: str = "logistic", folds: int = 5, seed: int = 0) -> dict:
+def population_attack(
+    members: np.ndarray, nonmembers: np.ndarray, attacker: str = "logistic", folds: int = 5, seed: int = 0
+) -> dict:
     """Accuracy and AUC of telling ``members`` from ``nonmembers`` (feature rows) by cross-validation.
 
     0.5 is chance. Returns ``accuracy``, ``auc`` and ``n_per_class``.
@@ -68,7 +70,9 @@ def population_attack(members: np.ndarray, nonmembers: np.ndarray, attacker: str
     return {"accuracy": float(np.mean(accuracies)), "auc": float(roc_auc_score(labels, scores)), "n_per_class": int(n)}
 
 
-def likelihood_ratio_scores(target: np.ndarray, shadow: np.ndarray, shadow_in: np.ndarray, min_std: float = 1e-3) -> np.ndarray:
+def likelihood_ratio_scores(
+    target: np.ndarray, shadow: np.ndarray, shadow_in: np.ndarray, min_std: float = 1e-3
+) -> np.ndarray:
     """Per-example LiRA score of a target model.
 
     ``target``: the target model's score per example, shape (n,). ``shadow``: shadow models' scores,
@@ -100,7 +104,12 @@ def score_attack(member_scores: np.ndarray, nonmember_scores: np.ndarray, fpr: f
     member_scores = member_scores[np.isfinite(member_scores)]
     nonmember_scores = nonmember_scores[np.isfinite(nonmember_scores)]
     if len(member_scores) == 0 or len(nonmember_scores) == 0:
-        return {"auc": float("nan"), f"tpr_at_{fpr:g}_fpr": float("nan"), "n_members": len(member_scores), "n_nonmembers": len(nonmember_scores)}
+        return {
+            "auc": float("nan"),
+            f"tpr_at_{fpr:g}_fpr": float("nan"),
+            "n_members": len(member_scores),
+            "n_nonmembers": len(nonmember_scores),
+        }
     labels = np.r_[np.ones(len(member_scores)), np.zeros(len(nonmember_scores))]
     scores = np.r_[member_scores, nonmember_scores]
     fprs, tprs, _ = roc_curve(labels, scores)

@@ -23,7 +23,7 @@ import torchvision
 from torch import nn
 
 from olvido.checkpoint import safe_load
-from olvido.storage import OlvidoError
+from olvido.errors import OlvidoError
 
 SCOPES = ("head", "last", "all")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -101,7 +101,11 @@ class Backbone:
 
     def backbone_state(self) -> dict[str, torch.Tensor]:
         """The weights of stem + last, under the torchvision model's own key names."""
-        keep = {id(p) for p in list(self.stem.state_dict(keep_vars=True).values()) + list(self.last.state_dict(keep_vars=True).values())}
+        keep = {
+            id(p)
+            for p in list(self.stem.state_dict(keep_vars=True).values())
+            + list(self.last.state_dict(keep_vars=True).values())
+        }
         return {k: v.detach().clone() for k, v in self.network.state_dict(keep_vars=True).items() if id(v) in keep}
 
 
@@ -109,7 +113,9 @@ def _family(name: str) -> Splitter:
     for prefix, splitter in sorted(_FAMILIES.items(), key=lambda item: -len(item[0])):
         if name.startswith(prefix):
             return splitter
-    raise OlvidoError(f"backbone {name!r}: no registered family; expected a torchvision model starting with {sorted(_FAMILIES)}")
+    raise OlvidoError(
+        f"backbone {name!r}: no registered family; expected a torchvision model starting with {sorted(_FAMILIES)}"
+    )
 
 
 def build_backbone(name: str, weights: str | os.PathLike = "imagenet") -> Backbone:

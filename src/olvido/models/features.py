@@ -14,19 +14,28 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from olvido.storage import atomic_path, cache_dir
-from olvido.training import resolve_device
+from olvido.training import prefer_channels_last, resolve_device, to_channels_last
 
 
 @torch.no_grad()
-def run_frozen(frozen: nn.Module, images: np.ndarray, batch_size: int = 256, device: str = "auto", progress: bool = True, description: str = "extracting features") -> torch.Tensor:
+def run_frozen(
+    frozen: nn.Module,
+    images: np.ndarray,
+    batch_size: int = 256,
+    device: str = "auto",
+    progress: bool = True,
+    description: str = "extracting features",
+) -> torch.Tensor:
     """``frozen`` applied in eval mode to uint8 [n, S, S, 3] images, as a float32 CPU tensor."""
     device = resolve_device(device)
-    frozen.eval().to(device)
+    prefer_channels_last(frozen.eval().to(device))
     outputs = []
-    for start in tqdm(range(0, len(images), batch_size), desc=description, unit="batch", disable=not progress, leave=False):
+    for start in tqdm(
+        range(0, len(images), batch_size), desc=description, unit="batch", disable=not progress, leave=False
+    ):
         batch = torch.from_numpy(images[start : start + batch_size]).to(device)
-        batch = batch.permute(0, 3, 1, 2).float().div_(255)
-        outputs.append(frozen(batch).float().cpu())
+        batch = to_channels_last(batch.permute(0, 3, 1, 2).float().div_(255))
+        outputs.append(frozen(batch).float().cpu().contiguous())
     return torch.cat(outputs)
 
 

@@ -1,19 +1,21 @@
-"""The study report: ``index.md`` with the thesis's tables (its numbers beside ours), CSVs, PNG plots.
+"""The study report: ``index.md`` with a leaderboard of methods and the thesis's tables (its numbers beside
+ours), CSVs and PNG plots. Labels, knobs and colours come from the method registry: nothing here names a
+method except the thesis's own published numbers (``thesis_numbers``).
 
     write_report([head_result, last_result], Path("results"), meta)
 
-Files: ``index.md``; ``runs.csv`` (every cell: metrics, wall time, ratio to retraining); ``alpha.csv``;
-``per_sample_errors_<scope>.csv`` (100 fixed test images); ``predictions.csv.gz`` (every test and forget-set
-prediction); ``summary.json``; ``forgetting_vs_alpha.png``, ``per_sample_errors_<scope>.png``,
-``epochs.png``.
+Files: ``index.md``; ``runs.csv`` (every cell: metrics, wall time, ratio to retraining); ``leaderboard.csv``;
+``alpha.csv``; ``per_sample_errors_<scope>.csv`` (100 fixed test images); ``predictions.csv.gz`` (every
+test and forget-set prediction); ``summary.json``; ``forgetting_vs_alpha.png``, ``sweep_<scope>.png``,
+``f_vs_time.png``, ``per_sample_errors_<scope>.png``.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -21,20 +23,30 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from olvido.data.protocol import FORGET_GROUPS  # noqa: E402
-from olvido.experiments.study import ORIGINAL, RETRAINED, StudyResult  # noqa: E402
+from olvido.experiments.study import (  # noqa: E402
+    ORIGINAL,
+    RETRAINED,
+    RETRAINED_OTHER,
+    StudyResult,
+    canonical_value,
+    method_label,
+    unique_cells,
+)
+from olvido.methods import THESIS_METHODS, get_method, list_methods  # noqa: E402
 from olvido.report import thesis_numbers as thesis  # noqa: E402
 from olvido.storage import atomic_write_json, atomic_write_text, atomic_write_with  # noqa: E402
 
-LABELS = {ORIGINAL: "O", RETRAINED: "R", "finetune": "FT", "random_labels": "RND"}
-COLOURS = {ORIGINAL: "tab:blue", RETRAINED: "tab:green", "finetune": "tab:orange", "random_labels": "tab:red"}
+_PALETTE = list(plt.get_cmap("tab10").colors) + list(plt.get_cmap("Dark2").colors)
 
 
-def _label(method: str) -> str:
-    return LABELS.get(method, method)
+def colour(method: str) -> tuple:
+    """A fixed colour per method: references first, then registry order."""
+    order = [ORIGINAL, RETRAINED, RETRAINED_OTHER] + list_methods()
+    return _PALETTE[order.index(method) % len(_PALETTE)] if method in order else (0.5, 0.5, 0.5)
 
 
 def mean_std(values: pd.Series, digits: int = 2) -> str:
-    values = values.dropna()
+    values = pd.Series(values).dropna()
     if len(values) == 0:
         return "-"
     if len(values) == 1:
@@ -48,13 +60,123 @@ def markdown_table(header: list[str], rows: list[list]) -> str:
     return "\n".join(lines)
 
 
-def _cells(runs: pd.DataFrame, experiment: str, **where) -> pd.DataFrame:
-    table = runs[runs["experiment"] == experiment]
+def format_cell(value) -> str:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return "-"
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+def records_table(rows: list[dict]) -> str:
+    """A Markdown table of dict rows (columns from the first row), floats to 3 decimals."""
+    if not rows:
+        return "(no rows)"
+    header = list(rows[0])
+    return markdown_table(header, [[format_cell(row.get(key)) for key in header] for row in rows])
+
+
+def _cells(runs: pd.DataFrame, experiment: str | None = None, **where) -> pd.DataFrame:
+    table = runs if experiment is None else runs[runs["experiment"] == experiment]
     for column, value in where.items():
         table = table[table[column].isna()] if value is None else table[table[column] == value]
     return table
 
 
+def _knob(method: str, value) -> str:
+    if method in (ORIGINAL, RETRAINED, RETRAINED_OTHER) or value is None or pd.isna(value):
+        return "-"
+    value = float(value)
+    return f"{get_method(method).knob.title} {int(value) if value.is_integer() else f'{value:g}'}"
+
+
+def _value(value):
+    return canonical_value(value)
+
+
+# -- leaderboard ---------------------------------------------------------------------------------------------
+def leaderboard(result: StudyResult) -> pd.DataFrame:
+    """One row per method (best value) and per reference: means over every group and seed of the methods
+    experiment, sorted by mean F (best first)."""
+    runs = _cells(result.runs, "methods")
+    rows = []
+    for method in [ORIGINAL, RETRAINED_OTHER] + list(result.best):
+        cells = runs[runs["method"] == method]
+        if not len(cells):
+            continue
+        rows.append(
+            {
+                "scope": result.scope,
+                "method": method,
+                "label": method_label(method),
+                "setting": _knob(method, result.best.get(method)),
+                "F": cells["F"].mean(),
+                "F_std": cells["F"].std(ddof=1),
+                "utility": cells["utility"].mean(),
+                "forgetting": cells["forgetting"].mean(),
+                "wasserstein": cells["wasserstein"].mean(),
+                "prediction_gap": cells["prediction_gap"].mean(),
+                "forget_mae": cells["forget_mae"].mean(),
+                "test_mae": cells["test_mae"].mean(),
+                "seconds": cells["seconds"].mean(),
+                "time_ratio": cells["time_ratio"].mean(),
+                "cells": len(cells),
+                "reference": method in (ORIGINAL, RETRAINED_OTHER),
+            }
+        )
+    return pd.DataFrame(rows).sort_values("F", ascending=False).reset_index(drop=True)
+
+
+def _leaderboard_section(result: StudyResult) -> str:
+    table = leaderboard(result)
+    rows = [
+        [
+            f"**{r['label']}**" if not r["reference"] else f"*{r['label']}* (reference)",
+            r["setting"],
+            f"{r['F']:.3f} ± {r['F_std']:.3f}",
+            f"{r['utility']:.2f}",
+            f"{r['forgetting']:.3f}",
+            f"{r['wasserstein']:.2f}",
+            f"{r['prediction_gap']:.2f}",
+            f"{r['forget_mae']:.2f}",
+            f"{r['test_mae']:.2f}",
+            f"{r['seconds']:.1f}",
+            f"{r['time_ratio']:.3f}",
+        ]
+        for r in table.to_dict("records")
+    ]
+    groups = sorted(_cells(result.runs, "methods")["group"].unique())
+    intro = (
+        f"Every method at its best knob value (highest mean F on group {result.config['sweep_group']}), on "
+        f"{len(groups)} forget groups x {len(result.config['seeds'])} seeds; means over all of them (F also ± std). "
+        "O is the original; *R (another seed)* is a second retrained model scored against R: what a perfect "
+        "method reaches (its Forgetting is not 1). W1 and |pred - R| compare forget-set predictions with R's "
+        "(years). Seconds are wall time per model (ensemble) and time / retrain its ratio to training R."
+    )
+    board = markdown_table(
+        [
+            "method",
+            "setting",
+            "F",
+            "U",
+            "Fg",
+            "W1 to R",
+            "|pred - R|",
+            "forget MAE",
+            "test MAE",
+            "seconds",
+            "time / retrain",
+        ],
+        rows,
+    )
+    by_group = []
+    runs = _cells(result.runs, "methods")
+    for method in [ORIGINAL, RETRAINED_OTHER] + list(result.best):
+        cells = runs[runs["method"] == method]
+        by_group.append([method_label(method)] + [mean_std(cells[cells["group"] == g]["F"]) for g in groups])
+    header = ["F by group"] + [f"{g} [{FORGET_GROUPS[int(g)][0]}-{FORGET_GROUPS[int(g)][1]}]" for g in groups]
+    return intro + "\n\n" + board + "\n\n" + markdown_table(header, by_group) + "\n\n![F against time](f_vs_time.png)"
+
+
+# -- the thesis's tables -------------------------------------------------------------------------------------
 def _models_section(result: StudyResult) -> str:
     summary = result.model_summary
     originals = summary["original_test_mae"]
@@ -62,29 +184,36 @@ def _models_section(result: StudyResult) -> str:
     group_names = [f"{low}-{high}" for low, high in FORGET_GROUPS]
     rows = [["M_O (all test)", mean_std(test_mae)]]
     for name in group_names:
-        rows.append([f"M_O on test aged {name}", mean_std(pd.Series([o["test_mae_by_group"][name] for o in originals]))])
+        rows.append(
+            [f"M_O on test aged {name}", mean_std(pd.Series([o["test_mae_by_group"][name] for o in originals]))]
+        )
     for group in sorted(result.runs["group"].unique()):
-        retrained = _cells(result.runs, "groups", method=RETRAINED, group=group)
+        retrained = _cells(result.runs, "methods", method=RETRAINED, group=group)
         if len(retrained):
             rows.append([f"M_R^{group} (forget {group_names[group]}), all test", mean_std(retrained["test_mae"])])
     pretrain = summary.get("pretrain") or {}
+    architecture = summary["architecture"]
     text = [
-        f"Backbone `{summary['architecture']['backbone']}` ({summary['architecture']['weights']}), scope "
-        f"`{result.scope}`, ensembles of {summary['architecture']['ensemble']}, fit recipe `{summary['fit']}`.",
+        f"Backbone `{architecture['backbone']}` ({architecture['weights']}), scope `{result.scope}`, ensembles of "
+        f"{architecture['ensemble']}{', test-time mirroring' if architecture.get('mirror') else ''}, "
+        f"fit recipe `{summary['fit']}`.",
     ]
     if pretrain:
         text.append(
             f"Face pretraining on {pretrain['pool']} left-out images: validation MAE {pretrain['val_mae']:.2f} "
-            f"(ages 20-60: {pretrain['val_mae_20_60']:.2f}), {pretrain['seconds']:.0f} s when it ran."
+            f"(ages 20-60: {pretrain['val_mae_20_60']:.2f}), {pretrain['seconds'] / 60:.1f} min when it ran."
         )
-    text.append(f"Thesis: M_O {thesis.ORIGINAL['test_mae']}, M_R^0 {thesis.RETRAINED_TEST_MAE} (ResNet50 VGGFace2, 224 px, end to end).")
+    text.append(
+        f"Thesis: M_O {thesis.ORIGINAL['test_mae']}, M_R^0 {thesis.RETRAINED_TEST_MAE} "
+        "(ResNet50 VGGFace2, 224 px, end to end)."
+    )
     return "\n\n".join(text) + "\n\n" + markdown_table(["model", "test MAE (years, mean ± std over seeds)"], rows)
 
 
 def _alpha_section(result: StudyResult) -> str:
     alpha = result.alpha
-    methods = [ORIGINAL] + [m for m in result.best_epochs]
-    header = ["alpha"] + [f"{_label(m)} (ours)" for m in methods] + ["O / FT / RND (thesis)"]
+    methods = [ORIGINAL, RETRAINED_OTHER] + list(result.best)
+    header = ["alpha"] + [method_label(m) for m in methods] + ["O / FT / RND (thesis)"]
     rows = []
     for value in sorted(alpha["alpha"].unique()):
         row = [f"{value:g}"]
@@ -93,137 +222,206 @@ def _alpha_section(result: StudyResult) -> str:
         published = thesis.ALPHA.get(int(value))
         row.append(" / ".join(f"{v:.2f}" for v in published) if published else "-")
         rows.append(row)
-    best = ", ".join(f"{_label(m)} {e} epochs" for m, e in result.best_epochs.items())
-    return f"Group {result.config['sweep_group']}, methods at their best epochs ({best}).\n\n" + markdown_table(header, rows)
+    return f"Group {result.config['sweep_group']}, methods at their best values.\n\n" + markdown_table(header, rows)
 
 
-def _epochs_section(result: StudyResult) -> str:
-    runs = result.runs
-    parts = []
-    o = _cells(runs, "epochs", method=ORIGINAL)
-    r = _cells(runs, "epochs", method=RETRAINED)
-    parts.append(
+def _sweep_section(result: StudyResult) -> str:
+    runs = _cells(result.runs, "sweep")
+    o, r = runs[runs["method"] == ORIGINAL], runs[runs["method"] == RETRAINED_OTHER]
+    parts = [
         markdown_table(
             ["model", "utility", "test MAE", "forgetting", "F", "thesis (U / MAE / Fg / F)"],
             [
-                ["M_O", mean_std(o["utility"]), mean_std(o["test_mae"]), mean_std(o["forgetting"]), mean_std(o["F"]),
-                 f"{thesis.ORIGINAL['utility']} / {thesis.ORIGINAL['test_mae']} / {thesis.ORIGINAL['forgetting']} / {thesis.ORIGINAL['F']}"],
-                ["M_R", mean_std(r["utility"]), mean_std(r["test_mae"]), mean_std(r["forgetting"]), mean_std(r["F"]),
-                 f"1 / {thesis.RETRAINED_TEST_MAE} / 1 / 1"],
+                [
+                    "M_O",
+                    mean_std(o["utility"]),
+                    mean_std(o["test_mae"]),
+                    mean_std(o["forgetting"]),
+                    mean_std(o["F"]),
+                    " / ".join(str(thesis.ORIGINAL[k]) for k in ("utility", "test_mae", "forgetting", "F")),
+                ],
+                [
+                    "R (another seed)",
+                    mean_std(r["utility"]),
+                    mean_std(r["test_mae"]),
+                    mean_std(r["forgetting"]),
+                    mean_std(r["F"]),
+                    "-",
+                ],
             ],
         )
-    )
-    for method in result.best_epochs:
+    ]
+    for method in result.best:
+        spec = get_method(method)
+        published = thesis.EPOCH_SWEEP.get(method, {}) if spec.knob.name == "epochs" else {}
         rows = []
-        for epochs in sorted(_cells(runs, "epochs", method=method)["epochs"].unique()):
-            cells = _cells(runs, "epochs", method=method, epochs=epochs)
-            published = thesis.EPOCH_SWEEP.get(method, {})
-            index = thesis.EPOCHS.index(int(epochs)) if int(epochs) in thesis.EPOCHS else None
-            reference = " / ".join(f"{published[k][index]}" for k in ("utility", "test_mae", "forgetting", "F")) if published and index is not None else "-"
-            rows.append([int(epochs), mean_std(cells["utility"]), mean_std(cells["test_mae"]), mean_std(cells["forgetting"]),
-                         mean_std(cells["F"]), mean_std(cells["seconds"], 1), mean_std(cells["time_ratio"], 3), reference])
+        for value in sorted(runs[runs["method"] == method]["value"].unique()):
+            cells = runs[(runs["method"] == method) & (runs["value"] == value)]
+            index = thesis.EPOCHS.index(int(value)) if published and int(value) in thesis.EPOCHS else None
+            reference = (
+                " / ".join(f"{published[k][index]}" for k in ("utility", "test_mae", "forgetting", "F"))
+                if index is not None
+                else "-"
+            )
+            best = " (best)" if _value(value) == result.best[method] else ""
+            rows.append(
+                [
+                    f"{_value(value)}{best}",
+                    mean_std(cells["utility"]),
+                    mean_std(cells["test_mae"]),
+                    mean_std(cells["forgetting"]),
+                    mean_std(cells["F"]),
+                    mean_std(cells["wasserstein"]),
+                    mean_std(cells["seconds"], 1),
+                    mean_std(cells["time_ratio"], 3),
+                    reference,
+                ]
+            )
         parts.append(
-            f"**{_label(method)}**\n\n"
-            + markdown_table(["epochs", "utility", "test MAE", "forgetting", "F", "seconds", "time / retrain", "thesis (U / MAE / Fg / F)"], rows)
+            f"**{spec.label}** ({spec.summary}; {spec.reference})\n\n"
+            + markdown_table(
+                [
+                    spec.knob.title,
+                    "utility",
+                    "test MAE",
+                    "forgetting",
+                    "F",
+                    "W1 to R",
+                    "seconds",
+                    "time / retrain",
+                    "thesis (U / MAE / Fg / F)",
+                ],
+                rows,
+            )
         )
-    return "\n\n".join(parts)
+    return "\n\n".join(parts) + f"\n\n![knob sweeps](sweep_{result.scope}.png)"
 
 
 def _groups_section(result: StudyResult) -> str:
-    runs = result.runs
-    methods = [ORIGINAL] + list(result.best_epochs)
+    runs = _cells(result.runs, "methods")
+    methods = [ORIGINAL] + [m for m in THESIS_METHODS if m in result.best]
     rows = []
-    for group in sorted(_cells(runs, "groups")["group"].unique()):
+    for group in sorted(runs["group"].unique()):
         low, high = FORGET_GROUPS[int(group)]
         for metric in ("utility", "forgetting", "F"):
             row = [f"{group} [{low}-{high}]", metric]
-            for method in methods:
-                row.append(mean_std(_cells(runs, "groups", method=method, group=group)[metric]))
+            for method in methods + [RETRAINED_OTHER]:
+                row.append(mean_std(runs[(runs["method"] == method) & (runs["group"] == group)][metric]))
             published = thesis.GROUPS.get(int(group), {}).get(metric)
             row.append(" / ".join(f"{v:.2f}" for v in published) if published else "-")
             rows.append(row)
-    header = ["group", "metric"] + [_label(m) for m in methods] + ["O / FT / RND (thesis)"]
-    best = ", ".join(f"{_label(m)} {e} epochs" for m, e in result.best_epochs.items())
-    return f"Methods at their best epochs ({best}).\n\n" + markdown_table(header, rows)
+    header = ["group", "metric"] + [method_label(m) for m in methods + [RETRAINED_OTHER]] + ["O / FT / RND (thesis)"]
+    best = ", ".join(_knob(m, result.best[m]) + f" ({method_label(m)})" for m in methods if m in result.best)
+    return (
+        f"The thesis's methods at their best values ({best or 'none'}); every method is in the leaderboard above.\n\n"
+        + markdown_table(header, rows)
+    )
 
 
 def _timing_section(result: StudyResult) -> str:
-    runs = result.runs
+    cells = unique_cells(result.runs)
     rows = []
-    for method in [RETRAINED] + list(result.best_epochs):
-        cells = runs[runs["method"] == method]
-        for epochs in sorted(cells["epochs"].dropna().unique()) if method != RETRAINED else [None]:
-            subset = cells if epochs is None else cells[cells["epochs"] == epochs]
-            rows.append([_label(method) + ("" if epochs is None else f" {int(epochs)} ep"), len(subset),
-                         mean_std(subset["seconds"], 2), mean_std(subset["time_ratio"], 3)])
+    for method in [RETRAINED, RETRAINED_OTHER] + list(result.best):
+        subset = cells[cells["method"] == method]
+        values = [None] if method in (RETRAINED, RETRAINED_OTHER) else sorted(subset["value"].dropna().unique())
+        for value in values:
+            part = subset if value is None else subset[subset["value"] == value]
+            rows.append(
+                [
+                    method_label(method) + ("" if value is None else f", {_knob(method, value)}"),
+                    len(part),
+                    mean_std(part["seconds"], 2),
+                    mean_std(part["time_ratio"], 3),
+                ]
+            )
     return markdown_table(["model", "cells", "seconds (whole ensemble)", "time / retraining"], rows) + (
-        f"\n\nThis invocation took {result.seconds / 60:.1f} min for this scope (cached models and cells are loaded, not "
-        "recomputed; the per-cell seconds above were measured when each cell was computed)."
+        f"\n\nEach cell counted once (the sweep and the methods experiment share some). This invocation took "
+        f"{result.seconds / 60:.1f} min for this scope (cached models and cells are loaded, not recomputed; the "
+        "per-cell seconds above were measured when each cell was computed)."
     )
 
 
 def _findings(result: StudyResult) -> str:
-    """Plain answers to the questions the issue asks, computed from the numbers above."""
-    runs, best = result.runs, result.best_epochs
-    sweep = result.config["sweep_group"]
-    o = _cells(runs, "epochs", method=ORIGINAL)
-    lines = [f"- M_O's utility on group {sweep}: {mean_std(o['utility'])} ({'above' if o['utility'].mean() > 1 else 'not above'} 1; thesis 1.28)."]
-    if "finetune" in best:
-        ft = _cells(runs, "epochs", method="finetune", epochs=best["finetune"])
+    """Plain statements computed from the numbers above (no method is special-cased)."""
+    runs, sweep_group = result.runs, result.config["sweep_group"]
+    sweep = _cells(runs, "sweep")
+    o = sweep[sweep["method"] == ORIGINAL]
+    other = sweep[sweep["method"] == RETRAINED_OTHER]
+    lines = [
+        f"- M_O's utility on group {sweep_group}: {mean_std(o['utility'])} "
+        f"({'above' if o['utility'].mean() > 1 else 'not above'} 1; thesis 1.28); its Forgetting "
+        f"{mean_std(o['forgetting'])}, a second retrained model's {mean_std(other['forgetting'])}."
+    ]
+    board = leaderboard(result)
+    methods = board[~board["reference"]]
+    if len(methods):
+        top = methods.iloc[0]
         lines.append(
-            f"- FT ({best['finetune']} epochs) forgetting {mean_std(ft['forgetting'])} vs O {mean_std(o['forgetting'])}: "
-            f"FT {'forgets more' if ft['forgetting'].mean() > o['forgetting'].mean() else 'does not forget more'} than O; "
-            f"utility {mean_std(ft['utility'])} vs O {mean_std(o['utility'])}."
+            f"- Best mean F over all groups: {top['label']} ({top['setting']}), F {top['F']:.3f}, "
+            f"U {top['utility']:.2f}, Fg {top['forgetting']:.3f}, at {top['time_ratio']:.2f} of retraining time."
         )
-    if "random_labels" in best:
-        rnd = _cells(runs, "epochs", method="random_labels")
-        worst = rnd.groupby("epochs")["utility"].mean()
+        reached = sweep[
+            (sweep["method"].isin(list(result.best)))
+            & sweep.apply(lambda row: row["value"] == result.best.get(row["method"]), axis=1)
+        ]
+        target = other["forgetting"].mean()
+        hits = []
+        for method, cells in reached.groupby("method"):
+            if cells["forgetting"].mean() >= target and cells["utility"].mean() >= 1.0:
+                hits.append(
+                    f"{method_label(method)} (Fg {cells['forgetting'].mean():.3f}, U {cells['utility'].mean():.2f}, "
+                    f"time {cells['time_ratio'].mean():.2f})"
+                )
         lines.append(
-            f"- RND utility by epochs: {', '.join(f'{int(e)}: {u:.2f}' for e, u in worst.items())} "
-            f"(O {o['utility'].mean():.2f}); it {'loses' if worst.min() < o['utility'].mean() - 0.05 else 'keeps'} utility."
+            f"- On group {sweep_group}, methods reaching the second retrained model's Forgetting ({target:.3f}) with "
+            f"Utility >= 1: {', '.join(hits) if hits else 'none'}."
         )
-    groups = _cells(runs, "groups")
-    if len(groups):
-        method = "finetune" if "finetune" in best else ORIGINAL
-        by_group = groups[groups["method"] == method].groupby("group")["forgetting"].mean()
-        hardest = int(by_group.idxmin())
-        lines.append(
-            f"- Forgetting of {_label(method)} by group: {', '.join(f'{int(g)}: {v:.2f}' for g, v in by_group.items())}; "
-            f"the hardest to forget is group {hardest} [{FORGET_GROUPS[hardest][0]}-{FORGET_GROUPS[hardest][1]}]"
-            f"{' (the oldest, as in the thesis)' if hardest == 4 else ' (the thesis found the oldest group hardest)'}."
-        )
+    groups = _cells(runs, "methods")
+    if len(groups) and len(methods):
+        wins = []
+        for group, cells in groups[~groups["method"].isin([ORIGINAL, RETRAINED, RETRAINED_OTHER])].groupby("group"):
+            means = cells.groupby("method")["F"].mean()
+            wins.append(f"{int(group)}: {method_label(means.idxmax())} ({means.max():.3f})")
+        lines.append(f"- Best method per group (mean F): {'; '.join(wins)}.")
     alpha = result.alpha
     spread = alpha.groupby(["alpha", "method"])["forgetting"].mean().unstack()
     if len(spread.columns) > 1:
         gaps = (spread.max(axis=1) - spread.min(axis=1)).round(3)
         lines.append(
-            f"- Spread between methods' Forgetting by alpha: {', '.join(f'{a:g}: {g:.2f}' for a, g in gaps.items())}; "
+            f"- Spread of Forgetting across models by alpha: {', '.join(f'{a:g}: {g:.2f}' for a, g in gaps.items())}; "
             f"alpha=15 gives {gaps.get(15.0, float('nan')):.2f} (largest at alpha={gaps.idxmax():g})."
         )
     return "\n".join(lines)
 
 
 VERDICT_COLUMNS = [
-    ("model", "model"), ("epochs", "epochs"), ("forgetting", "Fg"), ("utility", "U"),
-    ("mia_logistic_acc", "MIA-LR acc"), ("mia_logistic_acc_retrained", "MIA-LR acc (R)"),
-    ("mia_svc_acc", "MIA-SVC acc"), ("mia_svc_acc_retrained", "MIA-SVC acc (R)"),
-    ("lira_auc", "LiRA AUC"), ("lira_auc_retrained", "LiRA AUC (R)"), ("wasserstein", "W1 to R"),
-    ("mean_prediction_difference", "|pred - R|"), ("relearn_epochs", "relearn ep"), ("relearn_epochs_retrained", "relearn ep (R)"),
-    ("forget_score_prediction", "NeurIPS forget score"), ("forget_score_neg_abs_error", "score (-|err|)"),
-    ("final_score_prediction", "final score"), ("seconds", "seconds"),
+    ("model", "model"),
+    ("value", "knob value"),
+    ("forgetting", "Fg"),
+    ("utility", "U"),
+    ("mia_logistic_acc", "MIA-LR acc"),
+    ("mia_logistic_acc_retrained", "MIA-LR acc (R)"),
+    ("mia_svc_acc", "MIA-SVC acc"),
+    ("mia_svc_acc_retrained", "MIA-SVC acc (R)"),
+    ("lira_auc", "LiRA AUC"),
+    ("lira_auc_retrained", "LiRA AUC (R)"),
+    ("wasserstein", "W1 to R"),
+    ("mean_prediction_difference", "|pred - R|"),
+    ("relearn_epochs", "relearn ep"),
+    ("relearn_epochs_retrained", "relearn ep (R)"),
+    ("forget_score_prediction", "NeurIPS forget score"),
+    ("forget_score_neg_abs_error", "score (-|err|)"),
+    ("final_score_prediction", "final score"),
+    ("seconds", "seconds"),
 ]
-
-
-def _format(value) -> str:
-    if value is None or (isinstance(value, float) and np.isnan(value)):
-        return "-"
-    return f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
 def _verdicts_section(result: StudyResult) -> str:
     rows = result.verdicts
     columns = [(key, title) for key, title in VERDICT_COLUMNS if any(key in row for row in rows)]
-    table = markdown_table([title for _, title in columns], [[_format(row.get(key)) for key, _ in columns] for row in rows])
+    table = markdown_table(
+        [title for _, title in columns], [[format_cell(row.get(key)) for key, _ in columns] for row in rows]
+    )
     parts = [
         f"Group {result.config['sweep_group']}, seed 0, single networks, each against the retrained reference R "
         "(seed 0). Members: the forget set; non-members: test images of the same ages. MIA accuracies should "
@@ -232,93 +430,182 @@ def _verdicts_section(result: StudyResult) -> str:
     ]
     if result.interclass_confusion:
         swapped = result.interclass_confusion[0].get("swapped_per_group", 100)
-        parts.append(f"**Interclass confusion** (labels of {swapped} train images aged 20-28 and {swapped} aged 53-60 swapped, "
-                     "then forgotten; 0 = predicts the true age, 1 = the swapped label)\n\n"
-                     + markdown_table(["model", "confusion"], [[r["model"], _format(r["confusion"])] for r in result.interclass_confusion]))
+        parts.append(
+            f"**Interclass confusion** (labels of {swapped} train images aged 20-28 and {swapped} aged 53-60 swapped, "
+            "then forgotten; 0 = predicts the true age, 1 = the swapped label)\n\n"
+            + markdown_table(
+                ["model", "confusion"], [[r["model"], format_cell(r["confusion"])] for r in result.interclass_confusion]
+            )
+        )
     if result.feature_injection:
-        parts.append("**Feature injection** (a linear head with one extra feature equal to the standardised label on "
-                     "forget samples, 0 elsewhere; its weight should return to R's)\n\n"
-                     + markdown_table(["model", "injected weight", "relative to O"],
-                                      [[r["model"], _format(r["injected_weight"]), _format(r["relative_to_original"])] for r in result.feature_injection]))
+        parts.append(
+            "**Feature injection** (a linear head with one extra feature equal to the standardised label on "
+            "forget samples, 0 elsewhere; its weight should return to R's)\n\n"
+            + markdown_table(
+                ["model", "injected weight", "relative to O"],
+                [
+                    [r["model"], format_cell(r["injected_weight"]), format_cell(r["relative_to_original"])]
+                    for r in result.feature_injection
+                ],
+            )
+        )
     return "\n\n".join(parts)
 
 
-def _plot_alpha(results: list[StudyResult], path: Path) -> None:
-    figure, axes = plt.subplots(1, len(results), figsize=(5.5 * len(results), 4), squeeze=False)
-    for axis, result in zip(axes[0], results):
-        means = result.alpha.groupby(["method", "alpha"])["forgetting"].agg(["mean", "std"]).reset_index()
-        for method, table in means.groupby("method"):
-            axis.plot(table["alpha"], table["mean"], marker="o", color=COLOURS.get(method), label=f"{_label(method)} (ours)")
-            axis.fill_between(table["alpha"], table["mean"] - table["std"].fillna(0), table["mean"] + table["std"].fillna(0), color=COLOURS.get(method), alpha=0.15)
-        alphas = sorted(thesis.ALPHA)
-        for index, method in enumerate(thesis.METHOD_ORDER):
-            axis.plot(alphas, [thesis.ALPHA[a][index] for a in alphas], linestyle="--", color=COLOURS[method], alpha=0.6, label=f"{_label(method)} (thesis)")
-        axis.set(title=f"Forgetting vs alpha ({result.scope} scope, group {result.config['sweep_group']})", xlabel="alpha", ylabel="Forgetting", ylim=(0, 1.02))
-        axis.legend(fontsize=7)
+# -- plots ---------------------------------------------------------------------------------------------------
+def _save(figure, path: Path) -> None:
     figure.tight_layout()
     atomic_write_with(path, lambda tmp: figure.savefig(tmp, dpi=110, format="png"))
     plt.close(figure)
+
+
+def _plot_alpha(results: list[StudyResult], path: Path) -> None:
+    figure, axes = plt.subplots(1, len(results), figsize=(6 * len(results), 4.5), squeeze=False)
+    for axis, result in zip(axes[0], results):
+        means = result.alpha.groupby(["method", "alpha"])["forgetting"].mean().reset_index()
+        for method, table in means.groupby("method"):
+            style = ":" if method in (ORIGINAL, RETRAINED_OTHER) else "-"
+            axis.plot(
+                table["alpha"],
+                table["forgetting"],
+                style,
+                marker="o",
+                markersize=3,
+                color=colour(method),
+                label=method_label(method),
+            )
+        alphas = sorted(thesis.ALPHA)
+        for index, method in enumerate(thesis.METHOD_ORDER):
+            axis.plot(
+                alphas,
+                [thesis.ALPHA[a][index] for a in alphas],
+                linestyle="--",
+                color=colour(method),
+                alpha=0.5,
+                label=f"{method_label(method)} (thesis)",
+            )
+        axis.set(
+            title=f"Forgetting vs alpha ({result.scope} scope, group {result.config['sweep_group']})",
+            xlabel="alpha",
+            ylabel="Forgetting",
+            ylim=(0, 1.02),
+        )
+        axis.legend(fontsize=6, ncol=2)
+    _save(figure, path)
+
+
+def _plot_sweep(result: StudyResult, path: Path) -> None:
+    runs = _cells(result.runs, "sweep")
+    methods = list(result.best)
+    columns = min(4, max(1, len(methods)))
+    rows = int(np.ceil(len(methods) / columns)) or 1
+    figure, axes = plt.subplots(rows, columns, figsize=(4 * columns, 3.2 * rows), squeeze=False)
+    original = runs[runs["method"] == ORIGINAL]
+    other = runs[runs["method"] == RETRAINED_OTHER]
+    for axis, method in zip(axes.flat, methods):
+        spec = get_method(method)
+        cells = runs[runs["method"] == method]
+        for metric, marker in (("utility", "o"), ("forgetting", "s")):
+            stats = cells.groupby("value")[metric].agg(["mean", "std"])
+            axis.errorbar(
+                stats.index, stats["mean"], yerr=stats["std"].fillna(0), marker=marker, capsize=2, label=metric
+            )
+            published = thesis.EPOCH_SWEEP.get(method, {}).get(metric) if spec.knob.name == "epochs" else None
+            if published:
+                axis.plot(thesis.EPOCHS, published, linestyle="--", alpha=0.5, label=f"{metric} (thesis)")
+        axis.axhline(original["forgetting"].mean(), color=colour(ORIGINAL), linestyle=":", linewidth=1, label="Fg of O")
+        axis.axhline(
+            other["forgetting"].mean(),
+            color=colour(RETRAINED_OTHER),
+            linestyle=":",
+            linewidth=1,
+            label="Fg of R (other seed)",
+        )
+        axis.set(title=spec.label, xlabel=spec.knob.title)
+        axis.legend(fontsize=6)
+    for axis in list(axes.flat)[len(methods) :]:
+        axis.axis("off")
+    figure.suptitle(f"Knob sweeps on group {result.config['sweep_group']} ({result.scope} scope)")
+    _save(figure, path)
+
+
+def _plot_f_vs_time(results: list[StudyResult], path: Path) -> None:
+    figure, axes = plt.subplots(1, len(results), figsize=(6 * len(results), 4.5), squeeze=False)
+    for axis, result in zip(axes[0], results):
+        board = leaderboard(result)
+        for row in board.to_dict("records"):
+            axis.scatter(
+                row["time_ratio"], row["F"], color=colour(row["method"]), marker="s" if row["reference"] else "o", s=40
+            )
+            axis.annotate(
+                row["label"], (row["time_ratio"], row["F"]), fontsize=7, xytext=(3, 3), textcoords="offset points"
+            )
+        axis.set(
+            xscale="log",
+            xlabel="time / retraining (log scale)",
+            ylabel="mean F (all groups, seeds)",
+            title=f"F against cost ({result.scope} scope)",
+        )
+        axis.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda value, _: f"{value:g}"))
+        axis.grid(alpha=0.3, which="both")
+    _save(figure, path)
 
 
 def _plot_per_sample(result: StudyResult, path: Path) -> None:
     table = result.per_sample.sort_values("age").reset_index(drop=True)
-    methods = [c for c in table.columns if c not in ("id", "age")]
+    methods = [c for c in table.columns if c not in ("id", "age", ORIGINAL, RETRAINED)]
     figure, axes = plt.subplots(2, 1, figsize=(11, 6), sharex=True, sharey=True)
-    pairs = [(ORIGINAL, RETRAINED), tuple(m for m in methods if m not in (ORIGINAL, RETRAINED))]
-    for axis, pair in zip(axes, pairs):
-        if RETRAINED not in pair:  # the retrained reference, faint, under the unlearned models
-            axis.plot(table.index, table[RETRAINED], linewidth=0.8, color=COLOURS[RETRAINED], alpha=0.35, label="R (reference)")
-        for method in pair:
-            axis.plot(table.index, table[method], marker=".", linewidth=0.8, color=COLOURS.get(method), label=_label(method))
+    for method in (ORIGINAL, RETRAINED):
+        axes[0].plot(
+            table.index, table[method], marker=".", linewidth=0.8, color=colour(method), label=method_label(method)
+        )
+    axes[1].plot(
+        table.index, table[RETRAINED], linewidth=0.8, color=colour(RETRAINED), alpha=0.35, label="R (reference)"
+    )
+    for method in methods:
+        axes[1].plot(table.index, table[method], linewidth=0.7, color=colour(method), label=method_label(method))
+    for axis in axes:
         axis.set(ylabel="absolute error (years)")
-        axis.legend(fontsize=8)
+        axis.legend(fontsize=7, ncol=3)
     axes[1].set(xlabel="100 fixed random test images, sorted by age")
-    axes[0].set(title=f"Per-sample absolute error, seed {result.config['seeds'][0]} ({result.scope} scope; thesis Figs. 11-12)")
-    figure.tight_layout()
-    atomic_write_with(path, lambda tmp: figure.savefig(tmp, dpi=110, format="png"))
-    plt.close(figure)
-
-
-def _plot_epochs(results: list[StudyResult], path: Path) -> None:
-    figure, axes = plt.subplots(2, len(results), figsize=(5.5 * len(results), 7), squeeze=False)
-    for column, result in enumerate(results):
-        runs = _cells(result.runs, "epochs")
-        for row, metric in enumerate(("utility", "forgetting")):
-            axis = axes[row][column]
-            for method in result.best_epochs:
-                stats = runs[runs["method"] == method].groupby("epochs")[metric].agg(["mean", "std"])
-                axis.errorbar(stats.index, stats["mean"], yerr=stats["std"].fillna(0), marker="o", capsize=3, color=COLOURS.get(method), label=f"{_label(method)} (ours)")
-                published = thesis.EPOCH_SWEEP.get(method, {}).get(metric)
-                if published:
-                    axis.plot(thesis.EPOCHS, published, linestyle="--", color=COLOURS.get(method), alpha=0.6, label=f"{_label(method)} (thesis)")
-            original = runs[runs["method"] == ORIGINAL][metric].mean()
-            axis.axhline(original, color=COLOURS[ORIGINAL], linestyle=":", label="O (ours)")
-            axis.set_xscale("log", base=2)
-            axis.set(xticks=list(thesis.EPOCHS), xticklabels=[str(e) for e in thesis.EPOCHS], xlabel="epochs", ylabel=metric,
-                     title=f"{metric.capitalize()} vs epochs ({result.scope} scope)")
-            axis.minorticks_off()
-            axis.legend(fontsize=7)
-    figure.tight_layout()
-    atomic_write_with(path, lambda tmp: figure.savefig(tmp, dpi=110, format="png"))
-    plt.close(figure)
+    axes[0].set(
+        title=f"Per-sample absolute error, seed {result.config['seeds'][0]} ({result.scope} scope; thesis Figs. 11-12)"
+    )
+    _save(figure, path)
 
 
 def _comparison(results: list[StudyResult]) -> str:
     rows = []
     for result in results:
-        runs = result.runs
-        o = _cells(runs, "epochs", method=ORIGINAL)
-        r = _cells(runs, "epochs", method=RETRAINED)
-        row = [result.scope, mean_std(o["test_mae"]), mean_std(r["test_mae"]), mean_std(o["forgetting"])]
-        for method, epochs in result.best_epochs.items():
-            cells = _cells(runs, "epochs", method=method, epochs=epochs)
-            row += [f"{mean_std(cells['forgetting'])} ({epochs} ep)", mean_std(cells["utility"])]
-        row.append(f"{result.seconds / 60:.1f}")
-        rows.append(row)
-    header = ["scope", "M_O test MAE", "M_R^0 test MAE", "Fg(O)"]
-    for method in results[0].best_epochs:
-        header += [f"Fg({_label(method)})", f"U({_label(method)})"]
-    return markdown_table(header + ["minutes (this run)"], rows) + (
+        sweep = _cells(result.runs, "sweep")
+        o = sweep[sweep["method"] == ORIGINAL]
+        r = sweep[sweep["method"] == RETRAINED]
+        board = leaderboard(result)
+        methods = board[~board["reference"]]
+        top = methods.iloc[0] if len(methods) else None
+        rows.append(
+            [
+                result.scope,
+                mean_std(o["test_mae"]),
+                mean_std(r["test_mae"]),
+                mean_std(o["forgetting"]),
+                "-"
+                if top is None
+                else f"{top['label']} ({top['setting']}): F {top['F']:.3f}, time {top['time_ratio']:.2f}",
+                f"{result.seconds / 60:.1f}",
+            ]
+        )
+    return markdown_table(
+        [
+            "scope",
+            "M_O test MAE",
+            "M_R^0 test MAE",
+            "Fg(O), group 0",
+            "best method (mean F, all groups)",
+            "minutes (this run)",
+        ],
+        rows,
+    ) + (
         "\n\nMinutes are this invocation's: cached models and cells are loaded, not recomputed; the fresh "
         "timings of each scope's study are in BENCHMARKS.md."
     )
@@ -330,6 +617,8 @@ def write_report(results: list[StudyResult], out: str | Path, meta: dict) -> Pat
     out.mkdir(parents=True, exist_ok=True)
     runs = pd.concat([r.runs for r in results], ignore_index=True)
     atomic_write_text(out / "runs.csv", runs.to_csv(index=False, float_format="%.5f"))
+    boards = pd.concat([leaderboard(r) for r in results], ignore_index=True)
+    atomic_write_text(out / "leaderboard.csv", boards.to_csv(index=False, float_format="%.5f"))
     atomic_write_text(out / "alpha.csv", pd.concat([r.alpha for r in results]).to_csv(index=False, float_format="%.5f"))
     verdicts = [dict(row, scope=r.scope) for r in results for row in r.verdicts]
     if verdicts:
@@ -337,21 +626,37 @@ def write_report(results: list[StudyResult], out: str | Path, meta: dict) -> Pat
     predictions = pd.concat([r.predictions for r in results], ignore_index=True)
     atomic_write_with(out / "predictions.csv.gz", lambda tmp: predictions.to_csv(tmp, index=False, compression="gzip"))
     for result in results:
-        atomic_write_text(out / f"per_sample_errors_{result.scope}.csv", result.per_sample.to_csv(index=False, float_format="%.4f"))
+        atomic_write_text(
+            out / f"per_sample_errors_{result.scope}.csv", result.per_sample.to_csv(index=False, float_format="%.4f")
+        )
         _plot_per_sample(result, out / f"per_sample_errors_{result.scope}.png")
+        _plot_sweep(result, out / f"sweep_{result.scope}.png")
     _plot_alpha(results, out / "forgetting_vs_alpha.png")
-    _plot_epochs(results, out / "epochs.png")
-    atomic_write_json(out / "summary.json", {
-        **meta,
-        "scopes": {r.scope: {"best_epochs": r.best_epochs, "minutes": round(r.seconds / 60, 2), "models": r.model_summary, "config": r.config,
-                             "interclass_confusion": r.interclass_confusion, "feature_injection": r.feature_injection} for r in results},
-    })
+    _plot_f_vs_time(results, out / "f_vs_time.png")
+    atomic_write_json(
+        out / "summary.json",
+        {
+            **meta,
+            "scopes": {
+                r.scope: {
+                    "best": r.best,
+                    "minutes": round(r.seconds / 60, 2),
+                    "models": r.model_summary,
+                    "config": r.config,
+                    "interclass_confusion": r.interclass_confusion,
+                    "feature_injection": r.feature_injection,
+                }
+                for r in results
+            },
+        },
+    )
 
     sections = [
         "# olvido study report",
-        f"Command: `{meta.get('command', '')}`  \nDate: {meta.get('date', '')}  \nData: {meta.get('data', '')}, manifest `{meta.get('manifest', '')}`  \n"
-        f"Machine: {meta.get('machine', '')}",
-        "All numbers are means ± standard deviations over seeds (each seed trains its own ensembles and "
+        f"Command: `{meta.get('command', '')}`  \nDate: {meta.get('date', '')}  \n"
+        f"Data: {meta.get('data', '')}, manifest `{meta.get('manifest', '')}`  \n"
+        f"Preset: {meta.get('preset', '-')}  \nMachine: {meta.get('machine', '')}",
+        "All numbers are means ± standard deviations over seeds (each seed trains its own models and "
         "unlearning runs). Forgetting uses alpha = 15 unless a table varies alpha. The thesis's Forgetting "
         "values carry its all-pairs averaging bug (THESIS.md section 5): compare their trends, not their digits.",
         "## Scopes side by side\n\n" + _comparison(results),
@@ -360,19 +665,25 @@ def write_report(results: list[StudyResult], out: str | Path, meta: dict) -> Pat
         sections += [
             f"## Scope `{result.scope}`",
             "### What the numbers say\n\n" + _findings(result),
+            "### Leaderboard: every method on every group\n\n" + _leaderboard_section(result),
             "### Models\n\n" + _models_section(result),
             "### Experiment 1 (Table 3): Forgetting vs alpha\n\n" + _alpha_section(result),
-            "### Experiment 2 (Tables 4-7): epochs\n\n" + _epochs_section(result),
+            "### Experiment 2 (Tables 4-7): each method's knob\n\n" + _sweep_section(result),
             "### Experiment 3 (Table 8): forget groups\n\n" + _groups_section(result),
             "### Wall time\n\n" + _timing_section(result),
-            *(["### Verdicts: attacks, NeurIPS score, distances, sanity tests\n\n" + _verdicts_section(result)] if result.verdicts else []),
+            *(
+                ["### Verdicts: attacks, NeurIPS score, distances, sanity tests\n\n" + _verdicts_section(result)]
+                if result.verdicts
+                else []
+            ),
             f"![per-sample errors](per_sample_errors_{result.scope}.png)",
         ]
     sections += [
-        "## Plots\n\n![Forgetting vs alpha](forgetting_vs_alpha.png)\n\n![Utility and Forgetting vs epochs](epochs.png)",
-        "## Files\n\n`runs.csv` (one row per cell), `alpha.csv`, `per_sample_errors_<scope>.csv`, "
-        "`predictions.csv.gz` (every test and forget-set prediction, in years to 2 decimals: scope, method, group, epochs, seed, set, id, age, prediction), "
-        "`verdicts.csv` (every verdict column), `summary.json`.",
+        "## Plots\n\n![Forgetting vs alpha](forgetting_vs_alpha.png)",
+        "## Files\n\n`runs.csv` (one row per cell and experiment), `leaderboard.csv`, `alpha.csv`, "
+        "`per_sample_errors_<scope>.csv`, `predictions.csv.gz` (every test and forget-set prediction, in years to 2 "
+        "decimals: scope, method, group, value, seed, set, id, age, prediction), `verdicts.csv` (every verdict "
+        "column), `summary.json`.",
     ]
     index = out / "index.md"
     atomic_write_text(index, "\n\n".join(sections) + "\n")

@@ -36,7 +36,6 @@ EPOCH_SWEEP = {
 }
 ORIGINAL = {"test_mae": 4.81, "utility": 1.28, "forgetting": 0.672, "F": 0.86}
 RETRAINED_TEST_MAE = 6.17
-BEST_EPOCHS = {"finetune": 8, "random_labels": 2}
 
 # Table 8: all groups, (O, FT, RND) for utility, forgetting and F.
 GROUPS = {

@@ -1,0 +1,133 @@
+"""``olvido run`` as a library call: the whole study for one or more scopes, ending in a report.
+
+The top floor of the library (above ``experiments`` and ``report``): the CLI and the benchmarks call it.
+Presets live here, not in the CLI:
+
+- ``thesis`` (default): 3 seeds, ensembles of 3 in the head scope (single networks in the others), K = 32
+  models per side and 16 LiRA shadows for the head-scope verdicts (single-model verdicts elsewhere);
+- ``quick``: the whole pipeline in under 3 minutes on synthetic faces: 1 seed, single networks without
+  test-time mirroring, one pretraining epoch, two knob values per method, single-model verdicts.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+import sys
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from olvido.data import PreparedData
+from olvido.errors import OlvidoError
+from olvido.experiments.study import StudyConfig, StudyResult, run_study
+from olvido.experiments.verdicts import VerdictConfig
+from olvido.experiments.workspace import ModelConfig, Workspace
+from olvido.methods import get_method, list_methods
+from olvido.models.pretrain import DEFAULT_PRETRAIN, PretrainConfig
+from olvido.report.study_report import write_report
+
+PRESETS = ("thesis", "quick")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    scopes: tuple[str, ...] = ("head",)
+    study: StudyConfig = StudyConfig()
+    model: ModelConfig = ModelConfig()
+    pretrain: PretrainConfig = DEFAULT_PRETRAIN
+    # Ensemble size per scope; the last scope trains a backbone stage per member, so it defaults to one
+    # member per seed to keep the full study within an hour on a 2-core CPU.
+    ensemble_by_scope: tuple[tuple[str, int], ...] = (("last", 1), ("all", 1))
+    # Verdicts per scope (None: none). K models per side and LiRA shadows cost K + 2K + shadows trainings:
+    # cheap on embeddings, an hour for the last scope, where only the single-model verdicts run.
+    verdicts: VerdictConfig | None = VerdictConfig()
+    verdicts_by_scope: tuple[tuple[str, VerdictConfig], ...] = (
+        ("last", VerdictConfig(k=0, shadows=0)),
+        ("all", VerdictConfig(k=0, shadows=0)),
+    )
+    preset: str = "thesis"
+
+    @classmethod
+    def from_preset(cls, name: str = "thesis", scopes: tuple[str, ...] = ("head",)) -> "RunConfig":
+        if name not in PRESETS:
+            raise OlvidoError(f"preset {name!r}: expected one of {', '.join(PRESETS)}")
+        if name == "thesis":
+            return cls(scopes=scopes)
+        # quick: the two smallest values of every method's knob, one seed, single networks
+        sweeps = tuple(
+            (m, tuple(sorted(get_method(m).knob.values)[:2])) for m in list_methods() if get_method(m).knob.values
+        )
+        return cls(
+            scopes=scopes,
+            study=StudyConfig(seeds=(0,), sweeps=sweeps),
+            model=ModelConfig(ensemble=1, mirror=False),
+            pretrain=replace(DEFAULT_PRETRAIN, epochs=1, warmup_epochs=0.0),
+            ensemble_by_scope=(),
+            verdicts=VerdictConfig(k=0, shadows=0),
+            verdicts_by_scope=(),
+            preset=name,
+        )
+
+
+def machine_description() -> str:
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    return f"{os.cpu_count()} CPU cores ({cpu}), {gpu}, Python {platform.python_version()}, torch {torch.__version__}"
+
+
+def workspace_for(
+    prepared: PreparedData, config: RunConfig, scope: str, cache=None, progress=True, device="auto"
+) -> Workspace:
+    ensemble = dict(config.ensemble_by_scope).get(scope, config.model.ensemble)
+    model = replace(config.model, scope=scope, ensemble=ensemble)
+    pretrain = replace(config.pretrain, backbone=model.backbone)
+    return Workspace(prepared, model, pretrain_config=pretrain, cache=cache, progress=progress, device=device)
+
+
+@dataclass
+class RunResult:
+    index: Path
+    results: list[StudyResult] = field(default_factory=list)
+    minutes: float = 0.0
+
+
+def run_all(
+    prepared: PreparedData,
+    config: RunConfig,
+    out: str | os.PathLike,
+    data_label: str,
+    cache=None,
+    progress: bool = True,
+    device: str = "auto",
+) -> RunResult:
+    """Every scope's study, then the report (``index.md`` in ``out``)."""
+    started = time.perf_counter()
+    results = []
+    for scope in config.scopes:
+        workspace = workspace_for(prepared, config, scope, cache, progress, device)
+        verdicts = dict(config.verdicts_by_scope).get(scope, config.verdicts)
+        results.append(run_study(workspace, config.study, progress, verdicts))
+    minutes = round((time.perf_counter() - started) / 60, 2)
+    meta = {
+        "command": "olvido " + " ".join(sys.argv[1:])
+        if sys.argv and sys.argv[0].endswith("olvido")
+        else "run_all(...)",
+        "date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
+        "data": data_label,
+        "manifest": prepared.manifest.hash,
+        "machine": machine_description(),
+        "preset": config.preset,
+        "minutes": minutes,
+    }
+    return RunResult(write_report(results, out, meta), results, minutes)
