@@ -35,8 +35,8 @@ def main() -> None:
     body = f"""
 `olvido run --preset quick` on the default synthetic faces (6,000 images, 64 px) with an empty cache:
 face pretraining (1 epoch), feature extraction, 1 seed of single networks without mirroring: O, R^j and
-a second retrained model per group, every registered head-scope method at the two smallest values of its
-knob on group 0 and at its best value on all five groups, the alpha sweep, single-model verdicts (MIA,
+a second retrained model per group (0, 2, 4), every registered head-scope method at the smallest value of its
+knob on groups 0, 2 and 4, the alpha sweep, single-model verdicts (MIA,
 distances, relearn time), interclass confusion, feature injection, report.
 
 | what | wall time | target |

@@ -27,6 +27,7 @@ from helpers import FAST_FIT, StripesNet, StripesProblem, Untouchable, needs_wei
 ALL = list_methods()
 THESIS_METHODS = ("finetune", "random_labels")
 NEW_METHODS = ("reset_distill", "scrub", "neggrad_plus", "msg", "ct", "blindspot", "gaussian_amnesiac")
+IMPORTANCE_METHODS = ("salun", "gradmask", "fisher", "ssd", "lfssd", "assd", "l1_sparse", "activation_reset")
 # Short runs for the contract tests (each method's own defaults otherwise).
 QUICK = {"epochs": 1, "batch_size": 64}
 
@@ -55,8 +56,10 @@ def _predictions(model, problem):
 
 
 # -- contract, over the registry ------------------------------------------------------------------------
-def test_the_registry_holds_the_thesis_and_the_seven_new_methods():
-    assert set(THESIS_METHODS + NEW_METHODS + ("retrain",)) <= set(ALL)
+def test_the_registry_holds_the_thesis_and_the_new_methods():
+    assert set(THESIS_METHODS + NEW_METHODS + IMPORTANCE_METHODS + ("retrain",)) <= set(ALL)
+    # every new method has a behavioural test
+    assert set(NEW_METHODS + IMPORTANCE_METHODS) <= set(TOY_SETTINGS)
     with pytest.raises(OlvidoError, match="expected one of"):
         get_method("amnesia")
 
@@ -177,6 +180,25 @@ TOY_SETTINGS = {
     "ct": dict(epochs=20, lr=1e-2, batch_size=32),
     "blindspot": dict(epochs=3, lr=3e-3, batch_size=32),
     "gaussian_amnesiac": dict(epochs=8, lr=3e-3, batch_size=32),
+    # issue 10: saliency and importance methods (salun, gradmask). SalUn with the thesis's RND offsets (its
+    # default) cannot move forget predictions here: the offsets are symmetric, so the L1 loss on a forget sample
+    # is flat within 3 years of its label; labels drawn from the retain labels' prior do, though they cost retain
+    # accuracy fast (mask 0.1, one epoch: moved 0.86, retain x1.09; two epochs: x1.21).
+    "salun": dict(epochs=1, lr=1e-3, batch_size=32, mask_ratio=0.1, labels="prior"),
+    "gradmask": dict(epochs=15, lr=1e-2, batch_size=32, mask_ratio=0.5),
+    # issue 10: (fisher, ssd, lfssd, assd)
+    # fisher: this noise alone wrecks the retain set; 50 epochs of fine-tuning alone move forget MAE 0.24-0.57 of the
+    # way (mean 0.40, seeds 0-4), with the noise first 0.50-1.11 (mean 0.84) at retain MAE x0.94-1.04. Fragile: at
+    # 40 or 60 epochs only 2 or 1 of the 5 seeds pass (Adam at 3e-3 after the noise is erratic on this model)
+    "fisher": dict(noise=1e-3, epochs=50, lr=3e-3, batch_size=32),
+    # SSD family at their defaults (alpha 3.5, lambda 1, 100 random-sign draws per set): no training; they
+    # pass for each of 5 sign seeds tried (forget moved 0.75-1.14 SSD, 0.57-0.70 LFSSD, 0.96-1.10 ASSD)
+    "ssd": dict(),
+    "lfssd": dict(),
+    "assd": dict(),
+    # issue 10: (l1_sparse, activation_reset)
+    "l1_sparse": dict(epochs=14, no_l1_epochs=4, alpha=1.0, lr=3e-3, batch_size=32),
+    "activation_reset": dict(epochs=15, fraction=0.2, lr=3e-3, batch_size=32),
 }
 
 
@@ -186,7 +208,7 @@ def test_the_problem_separates_the_original_from_the_retrained_model(problem):
     assert problem.mae(problem.retrained, "retain") < 1.2 * problem.mae(problem.original, "retain")
 
 
-@pytest.mark.parametrize("name", NEW_METHODS)
+@pytest.mark.parametrize("name", sorted(TOY_SETTINGS))
 def test_the_method_moves_forget_errors_half_way_to_retraining_and_keeps_retain_accuracy(name, problem):
     model = _run(name, problem.original, problem, **TOY_SETTINGS[name]).model
     original, retrained = problem.mae(problem.original, "forget"), problem.mae(problem.retrained, "forget")

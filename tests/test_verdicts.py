@@ -161,3 +161,12 @@ def test_interclass_confusion_is_learned_and_absent_after_retraining(workspace):
     assert rows["original (trained on swapped labels)"] > rows["retrained"] + 0.1, rows
     # fine-tuning on the retain set (without the swapped images) undoes part of the confusion
     assert rows["finetune"] < rows["original (trained on swapped labels)"]
+
+
+@needs_weights
+def test_a_deterministic_method_gets_no_neurips_score_from_one_original(workspace):
+    split = parse_forget(workspace.prepared.manifest, "group:0")
+    verdicts = Verdicts(workspace, split, VerdictConfig(k=3, shadows=0))
+    rows = {r["model"]: r for r in verdicts.evaluate({"ssd": None, "finetune": 2}, False, False)}
+    assert "forget_score_prediction" not in rows["ssd"] and rows["ssd"]["neurips_note"].startswith("deterministic")
+    assert "forget_score_prediction" in rows["finetune"] and "neurips_note" not in rows["finetune"]

@@ -37,7 +37,7 @@ from olvido.data.forget import ForgetSplit, split_forget
 from olvido.data.protocol import FORGET_GROUPS
 from olvido.errors import OlvidoError
 from olvido.experiments.workspace import Workspace
-from olvido.methods import THESIS_METHODS, config_for, unlearn
+from olvido.methods import THESIS_METHODS, config_for, get_method, unlearn
 from olvido.metrics import absolute_errors, f_score, forgetting, mean_absolute_error, utility
 from olvido.metrics.distances import mean_prediction_difference, prediction_wasserstein
 from olvido.metrics.epsilon import final_score, forget_score
@@ -284,9 +284,16 @@ class Verdicts:
                     k_models = [self.original(seed) for seed in seeds]
                 elif name == RETRAINED_OTHER_SEED:  # K retrained models of other seeds than the reference K
                     k_models = [self.retrained(self.config.k + seed) for seed in seeds]
+                elif not get_method(name).stochastic:
+                    # K runs of a deterministic method from one original are K copies of one model, which the
+                    # score cannot rate (it punishes spread below retraining's): left unscored, not printed
+                    # as a number; issue 11's K-originals protocol scores such methods.
+                    k_models = None
+                    row["neurips_note"] = "deterministic: needs K originals"
                 else:
                     k_models = [self._unlearned(original_model, name, value, seed)[0] for seed in seeds]
-                row.update(self.neurips_score(k_models))
+                if k_models is not None:
+                    row.update(self.neurips_score(k_models))
             row["evaluation_seconds"] = round(time.perf_counter() - began, 1)
             rows.append(row)
         for row in rows:

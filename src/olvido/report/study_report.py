@@ -412,6 +412,7 @@ VERDICT_COLUMNS = [
     ("forget_score_prediction", "NeurIPS forget score"),
     ("forget_score_neg_abs_error", "score (-|err|)"),
     ("final_score_prediction", "final score"),
+    ("neurips_note", "NeurIPS score note"),
     ("seconds", "seconds"),
 ]
 
