@@ -82,32 +82,15 @@ def measure(name: str, config: PretrainConfig, prepared, cache: str, last: bool,
             val_mae_20_60_mirrored=report.get("val_mae_20_60_mirrored"),
         )
         atomic_write_json(path, result)
-    for mirror in (False, True):
-        key = "head_mirrored" if mirror else "head"
+    # M_O per scope: ensembles of 3 on cached embeddings (head), single networks (last), plain and mirrored
+    scopes = [("head", 3)] + [("last", 1)] * last
+    for (scope, ensemble), mirror in [(s, m) for s in scopes for m in (False, True)]:
+        key = f"{scope}_mirrored" if mirror else scope
         if key in result:
             continue
         ws = Workspace(
             prepared,
-            ModelConfig(scope="head", ensemble=3, mirror=mirror),
-            pretrain_config=config,
-            cache=cache,
-            progress=False,
-        )
-        started = time.perf_counter()
-        maes = [ws.evaluate(ws.original(seed).model)["test_mae"] for seed in (0, 1, 2)]
-        result[key] = {
-            "test_mae": float(np.mean(maes)),
-            "seeds": maes,
-            "minutes": round((time.perf_counter() - started) / 60, 2),
-        }
-        atomic_write_json(path, result)
-    for mirror in (False, True) if last else ():
-        key = "last_mirrored" if mirror else "last"
-        if key in result:
-            continue
-        ws = Workspace(
-            prepared,
-            ModelConfig(scope="last", ensemble=1, mirror=mirror),
+            ModelConfig(scope=scope, ensemble=ensemble, mirror=mirror),
             pretrain_config=config,
             cache=cache,
             progress=False,
