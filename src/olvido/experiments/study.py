@@ -206,9 +206,10 @@ class Study:
             value=value,
             seed=seed,
             scope=ws.model_config.scope,
-            seconds=round(seconds, 3),
+            # unrounded: the ratio must equal seconds / retrain_seconds as stored (tables round for display)
+            seconds=seconds,
             retrain_seconds=retrained.meta["seconds"],
-            time_ratio=round(seconds / retrained.meta["seconds"], 4),
+            time_ratio=seconds / retrained.meta["seconds"],
         )
         return CellResult(record, predictions)
 
