@@ -14,7 +14,7 @@ export TORCH_HOME ?= $(SHARED)/torch
 $(BIN)/.installed: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test,ray]'
 	touch $@
 
 # The main job: the whole study. Synthetic faces with the quick preset, or DATA=path/to/UTKFace.tar.gz

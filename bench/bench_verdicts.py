@@ -16,6 +16,7 @@ import time
 from olvido.data import ProtocolConfig, parse_forget, prepare_dataset
 from olvido.experiments.verdicts import VerdictConfig, Verdicts
 from olvido.experiments.workspace import ModelConfig, Workspace
+from olvido.report.study_report import neurips_table
 
 from common import write_section
 
@@ -33,9 +34,6 @@ COLUMNS = [
     ("wasserstein", "W1"),
     ("relearn_epochs", "relearn"),
     ("relearn_epochs_retrained", "relearn (R)"),
-    ("forget_score_prediction", "forget score"),
-    ("forget_score_neg_abs_error", "score -|err|"),
-    ("final_score_prediction", "final"),
     ("evaluation_seconds", "eval s"),
 ]
 
@@ -95,6 +93,10 @@ O: K originals), {args.shadows} LiRA shadows. Methods at the study's best epochs
 | **full evaluation of one method ({methods[0]}): references + its row** (target <= 10 min) | **{one_method / 60:.1f} min** |
 
 {table}
+
+NeurIPS forget score (prediction; [95% bootstrap interval]):
+
+{neurips_table(verdicts.neurips)}
 """
     write_section(
         "Verdicts on UTKFace group 0 (issue 5)",

@@ -52,8 +52,9 @@ def test_evaluate_prints_the_verdict_table_as_json(tmp_path, capsys):
     result = json.loads(capsys.readouterr().out)
     models = [row["model"] for row in result["rows"]]
     assert models == ["original", "finetune", "retrained (another seed)"]
+    assert result["neurips"] == []  # K = 0: no NeurIPS score
     for row in result["rows"]:  # K = 0 and no shadows: the single-model verdicts (K-model ones: test_verdicts)
-        assert "forget_score_prediction" not in row and "lira_auc" not in row
+        assert "lira_auc" not in row
         assert {"mia_logistic_acc", "mia_svc_acc", "wasserstein", "relearn_epochs", "utility"} <= set(row)
     rows = {row["model"]: row for row in result["rows"]}
     assert rows["retrained (another seed)"]["forgetting"] > rows["original"]["forgetting"]

@@ -11,10 +11,13 @@ from olvido.metrics.epsilon import (
     DELTA,
     EPSILON_CAP,
     bucket_points,
+    calibrated_forget_score,
     example_epsilon,
+    example_points,
     final_score,
     forget_score,
     points_for,
+    spread_ratio,
 )
 
 
@@ -175,3 +178,76 @@ def test_512_models_reproduce_the_simulated_ceiling_and_power():
 
 def test_forget_score_is_exported_from_olvido_metrics():
     assert exported_forget_score is forget_score
+
+
+# -- calibration (issue 11): tests of the tests on synthetic score arrays --------------------------------
+
+
+def _gaussian_scores(seed: int, k: int = 32, n: int = 300, shift: float = 0.0, spread: float = 1.0):
+    """[K, n] scores: example i centred at its own mean (shared by every set), model-to-model sd ``spread``."""
+    centres = np.random.default_rng(1234).normal(35, 8, n)
+    return centres + shift + spread * np.random.default_rng(seed).normal(size=(k, n))
+
+
+def _calibrated(unlearned, reference, other):
+    return calibrated_forget_score(example_points(unlearned, reference), example_points(other, reference), seed=0)
+
+
+def test_example_points_average_to_the_forget_score():
+    unlearned, retrained = _gaussian_scores(1, n=60), _gaussian_scores(2, n=60)
+    points = example_points(unlearned, retrained)
+    assert points.shape == (60,) and set(np.unique(points)) <= {1.0, 0.5, 0.25, 0.125, 0.0625, 0.0}
+    assert points.mean() == pytest.approx(forget_score(unlearned, retrained)[0])
+
+
+def test_calibrated_score_by_hand():
+    row = calibrated_forget_score(np.array([1.0, 0.5, 0.0, 1.0]), np.full(4, 0.5), resamples=500, seed=3)
+    assert row["raw"] == pytest.approx(0.625) and row["f_rr"] == pytest.approx(0.5)
+    assert row["calibrated"] == pytest.approx(1.25)
+    assert row["f_rr_low"] == row["f_rr_high"] == pytest.approx(0.5)  # every resample of a constant
+    assert 0 <= row["raw_low"] < 0.625 < row["raw_high"] <= 1
+    assert row["calibrated_low"] == pytest.approx(row["raw_low"] / 0.5)
+    assert row == calibrated_forget_score(np.array([1.0, 0.5, 0.0, 1.0]), np.full(4, 0.5), resamples=500, seed=3)
+
+
+def test_same_distribution_calibrates_near_one():
+    reference, other, same = (_gaussian_scores(seed) for seed in (10, 11, 12))
+    row = _calibrated(same, reference, other)
+    assert 0.12 < row["f_rr"] < 0.3  # the ceiling of two same-distribution sets (METHODS.md 4.2)
+    assert row["calibrated_low"] <= 1.0 <= row["calibrated_high"]
+    assert 0.75 < row["calibrated"] < 1.33
+
+
+def test_biased_and_under_spread_sets_calibrate_clearly_lower():
+    reference, other = _gaussian_scores(10), _gaussian_scores(11)
+    same = _calibrated(_gaussian_scores(12), reference, other)
+    biased = _calibrated(_gaussian_scores(13, shift=1.0), reference, other)
+    narrow = _calibrated(_gaussian_scores(14, spread=0.5), reference, other)
+    for row in (biased, narrow):
+        assert row["calibrated_high"] < same["calibrated_low"]
+        assert row["calibrated"] < 0.6
+    assert spread_ratio(_gaussian_scores(14, spread=0.5), reference) == pytest.approx(0.5, abs=0.08)
+    assert spread_ratio(_gaussian_scores(12), reference) == pytest.approx(1.0, abs=0.12)
+
+
+def test_spread_ratio_by_hand_and_for_a_deterministic_method():
+    unlearned = np.array([[0.0, 0.0, 5.0], [2.0, 1.0, 5.0]])  # sds sqrt(2), sqrt(2)/2, 0
+    retrained = np.array([[0.0, 0.0, 1.0], [1.0, 1.0, 1.0]])  # sds sqrt(2)/2, sqrt(2)/2, 0 (left out)
+    assert spread_ratio(unlearned, retrained) == pytest.approx(1.5)
+    assert spread_ratio(np.tile(np.arange(4.0), (5, 1)), _gaussian_scores(1, k=5, n=4)) == 0.0
+    assert math.isnan(spread_ratio(np.ones((3, 2)), np.ones((3, 2))))
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: calibrated_forget_score(np.ones(3), np.ones(4)),
+        lambda: calibrated_forget_score(np.ones((3, 2)), np.ones((3, 2))),
+        lambda: calibrated_forget_score(np.ones(3), np.ones(3), confidence=1.0),
+        lambda: spread_ratio(np.ones((3, 2)), np.ones((3, 4))),
+        lambda: spread_ratio(np.ones((1, 2)), np.ones((3, 2))),
+    ],
+)
+def test_calibration_rejects_bad_shapes_and_options(call):
+    with pytest.raises(ValueError, match="expected"):
+        call()

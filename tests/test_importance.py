@@ -10,10 +10,11 @@ from torch import nn
 
 from olvido.errors import OlvidoError
 from olvido.methods import make_config
+from olvido.methods.base import fixed_subset
 from olvido.methods.fisher import fisher_variances
 from olvido.methods.importance import importances, mixture
 from olvido.methods.ssd import adaptive_alpha, dampen
-from olvido.training import ArrayDataset
+from olvido.training import ArrayDataset, make_loader
 
 from helpers import StripesNet
 
@@ -157,3 +158,16 @@ def test_fisher_variances_follow_the_original_clamps_unit_means_and_factors():
     close(variances["0.bias"], [1e-3 * 0.5 * 10, 1e-3 * 1e3 * 10])  # one-dimensional: x 10
     close(variances["2.weight"], [[1e-3 * (1e2 + 0.25) / 2 * 10] * 2])
     close(variances["2.bias"], [1e-3 * 10 * 10])
+
+
+def test_a_fixed_subset_depends_on_the_data_and_its_seed_only():
+    data = ArrayDataset(torch.arange(10.0).reshape(10, 1), torch.arange(10.0))
+    assert fixed_subset(data, None, 0) is data and fixed_subset(data, 10, 0) is data
+    first, again = fixed_subset(data, 4, 3), fixed_subset(data, 4, 3)
+    assert len(first) == 4 and first.indices == again.indices == sorted(first.indices)
+    assert fixed_subset(data, 4, 4).indices != first.indices
+    assert fixed_subset(make_loader(data, 2), 4, 3).indices == first.indices  # a loader's dataset is subset
+    with pytest.raises(OlvidoError, match="max_samples 0: expected None or a whole number >= 1"):
+        make_config("ssd", max_samples=0)
+    with pytest.raises(OlvidoError, match="saliency_samples 2.5: expected None or a whole number >= 1"):
+        make_config("salun", saliency_samples=2.5)

@@ -461,9 +461,7 @@ VERDICT_COLUMNS = (
     "wasserstein",
     "relearn_epochs",
     "relearn_epochs_retrained",
-    "forget_score_prediction",
-    "forget_score_neg_abs_error",
-    "final_score_prediction",
+    "neurips_note",
     "seconds",
 )
 
@@ -473,7 +471,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     from olvido.data import parse_forget
     from olvido.experiments.verdicts import VerdictConfig, Verdicts, feature_injection, interclass_confusion
-    from olvido.report.study_report import records_table
+    from olvido.report.study_report import neurips_table, records_table
 
     started = time.perf_counter()
     workspace = _workspace(args)
@@ -485,7 +483,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if unknown:
         raise OlvidoError(f"--best {', '.join(unknown)}: not among --methods ({', '.join(names)})")
     methods = {name: (args.best or {}).get(name) for name in names}
-    config = VerdictConfig(k=args.k, shadows=args.shadows, seed=args.seed)
+    protocols = tuple(p.strip() for p in args.protocols.split(",") if p.strip())
+    config = VerdictConfig(k=args.k, shadows=args.shadows, seed=args.seed, protocols=protocols)
     verdicts = Verdicts(workspace, split, config, progress=not args.quiet)
     if args.model:
         reference, original = verdicts.retrained(0), verdicts.original(0)
@@ -495,7 +494,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         rows = verdicts.evaluate(methods)
     from dataclasses import asdict
 
-    result = {"forget": split.summary(), "nonmembers": len(verdicts.nonmembers), "config": asdict(config), "rows": rows}
+    result = {
+        "forget": split.summary(),
+        "nonmembers": len(verdicts.nonmembers),
+        "config": asdict(config),
+        "rows": rows,
+        "neurips": verdicts.neurips,
+    }
     tests = {t.strip() for t in args.tests.split(",") if t.strip()}
     if "ic" in tests:
         result["interclass_confusion"] = interclass_confusion(workspace, methods=methods, seed=args.seed)
@@ -507,6 +512,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         return 0
     print(f"forget set {split.spec}: {len(split.forget)} images; non-members: {len(verdicts.nonmembers)} test images")
     print(records_table([{k: row.get(k) for k in VERDICT_COLUMNS if k in row} for row in rows]))
+    if verdicts.neurips:
+        print("\nNeurIPS forget score (prediction; [95% bootstrap interval]):")
+        print(neurips_table(verdicts.neurips))
     for name in ("interclass_confusion", "feature_injection"):
         if name in result:
             print(f"\n{name.replace('_', ' ')}:")
@@ -681,6 +689,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument(
         "--shadows", type=_non_negative_int, default=16, help="LiRA shadow models (default 16; 0 skips)"
+    )
+    evaluate.add_argument(
+        "--protocols",
+        default="one original,K originals",
+        help="NeurIPS-score protocols for the methods: 'one original', 'K originals' or both (default both)",
     )
     evaluate.add_argument(
         "--tests", default="", help="extra tests: ic (interclass confusion), fi (feature injection), e.g. ic,fi"

@@ -366,6 +366,7 @@ class StudyResult:
     config: dict
     predictions: pd.DataFrame
     verdicts: list[dict] = field(default_factory=list)  # Verdicts.evaluate rows on the sweep group
+    neurips: list[dict] = field(default_factory=list)  # their NeurIPS-score rows (model, protocol, scalar)
     interclass_confusion: list[dict] = field(default_factory=list)
     feature_injection: list[dict] = field(default_factory=list)
 
@@ -410,7 +411,8 @@ def run_study(
     if verdicts is not None:
         split = study.split(config.sweep_group)
         thesis = {m: v for m, v in study.best.items() if m in THESIS_METHODS} or dict(list(study.best.items())[:2])
-        result.verdicts = Verdicts(workspace, split, verdicts, progress).evaluate(study.best)
+        judge = Verdicts(workspace, split, verdicts, progress)
+        result.verdicts, result.neurips = judge.evaluate(study.best), judge.neurips
         result.interclass_confusion = interclass_confusion(workspace, methods=thesis)
         if workspace.model_config.scope == "head":
             result.feature_injection = feature_injection(workspace, split, methods=study.best)

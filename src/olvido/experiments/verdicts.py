@@ -10,10 +10,16 @@ reference R:
   models trained with and without each example;
 - distances to R on the forget set: Wasserstein, mean |prediction difference|; relearn time (epochs of
   fine-tuning on the forget set until its MAE is within 5% of O's, as in AIN) and its ratio to R's;
-- the NeurIPS 2023 forget score over K models per side: K unlearning runs from ONE original with K seeds
-  (as the challenge ran its unlearning 512 times from one trained model) versus K retrained models
-  (seeds 0..K-1); O's own row uses K originals. Scalars: the prediction (the regression analogue of the
-  logit-scaled confidence) and -|error|; the final score multiplies by the MAE ratios.
+- the NeurIPS 2023 forget score over K models per side against a reference set of K retrained models
+  (seeds 0..K-1), under two protocols: K unlearning runs from ONE original with K seeds (as the challenge
+  ran its unlearning 512 times from one trained model) and K runs from K originals trained with K seeds
+  (U-LiRA's and DeepUnlearn's; deterministic methods are scored under it only). O's row uses K originals.
+  Calibrated (METHODS.md section 4.2): divided by F_rr, the score of a second set of K retrained models
+  (seeds K..2K-1), with paired bootstrap intervals over the forget examples; the sanity row scores a third
+  set (seeds 2K..3K-1), which should calibrate to about 1. With each: the spread ratio (median over forget
+  examples of the unlearned runs' sd over the retrained runs'). Scalars: the prediction (the regression
+  analogue of the logit-scaled confidence) and -|error|; the final score multiplies the raw score by the
+  MAE ratios. Every K model's predictions are cached, so a rerun resumes without unlearning again.
 
 All models here are single networks (ensemble of 1): the K models, the shadows and the evaluated models
 are then alike, so no attack is helped or hurt by comparing an average of three with one network.
@@ -27,6 +33,7 @@ import copy
 import time
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -40,11 +47,17 @@ from olvido.experiments.workspace import Workspace
 from olvido.methods import THESIS_METHODS, config_for, get_method, unlearn
 from olvido.metrics import absolute_errors, f_score, forgetting, mean_absolute_error, utility
 from olvido.metrics.distances import mean_prediction_difference, prediction_wasserstein
-from olvido.metrics.epsilon import final_score, forget_score
+from olvido.metrics.epsilon import calibrated_forget_score, example_points, final_score, spread_ratio
 from olvido.metrics.mia import attack_features, likelihood_ratio_scores, population_attack, score_attack
+from olvido.storage import atomic_save_npz, stable_hash
 from olvido.training import ArrayDataset, FitConfig, fit, one_batch_loader
 
 ORIGINAL, RETRAINED_OTHER_SEED = "original", "retrained (another seed)"
+# NeurIPS-score protocols: K unlearning runs from one original with K seeds (the challenge's), or from K
+# originals trained with K seeds (U-LiRA's and DeepUnlearn's); the K retrained models of the sanity row.
+ONE_ORIGINAL, K_ORIGINALS, RETRAINED_PROTOCOL = "one original", "K originals", "K retrained"
+PROTOCOLS = (ONE_ORIGINAL, K_ORIGINALS)
+SCALARS = ("prediction", "neg_abs_error")
 
 
 @dataclass(frozen=True)
@@ -56,6 +69,15 @@ class VerdictConfig:
     relearn_max_epochs: int = 50
     relearn_tolerance: float = 1.05
     seed: int = 0
+    protocols: tuple[str, ...] = PROTOCOLS  # for the methods' NeurIPS scores
+    resamples: int = 2000  # bootstrap resamples of the forget examples for the score's intervals
+
+    def __post_init__(self) -> None:
+        unknown = [p for p in self.protocols if p not in PROTOCOLS]
+        if unknown or not self.protocols:
+            raise OlvidoError(f"protocols {list(self.protocols)}: expected one or both of {', '.join(PROTOCOLS)}")
+        if self.k and self.k < 3:
+            raise OlvidoError(f"k {self.k}: expected 0 (no NeurIPS score) or at least 3 models per side")
 
 
 class Verdicts:
@@ -68,6 +90,7 @@ class Verdicts:
         self.config = config
         self.progress = progress
         self._memo: dict[tuple, object] = {}
+        self.neurips: list[dict] = []  # rows of ``neurips_score``, filled by ``evaluate``
 
     def _once(self, key: tuple, compute):
         """Compute a value that several rows share (the reference's attacks, relearn time) once."""
@@ -216,45 +239,134 @@ class Verdicts:
         return row
 
     # -- the NeurIPS score ----------------------------------------------------------------------------
-    def _scores(self, models: list[nn.Module]) -> dict[str, np.ndarray]:
+    def _model_predictions(self, model: nn.Module) -> dict[str, np.ndarray]:
+        """What the score needs of one of the K models: forget predictions, retain and test MAE."""
+        split = self.split
+        retain = np.concatenate([split.retain_train, split.retain_val])
+        return {
+            "forget_pred": self._predict(model, split.forget),
+            "retain_mae": np.float64(mean_absolute_error(self.ws.ages(retain), self._predict(model, retain))),
+            "test_mae": np.float64(mean_absolute_error(self.ws.ages(split.test), self._predict(model, split.test))),
+        }
+
+    def _k_run(self, name: str, value, protocol: str, seed: int) -> dict[str, np.ndarray]:
+        """One of the K models of a row, as predictions, from the cache or computed now (and stored): its
+        unlearning runs cost minutes, and a rerun must not repeat them."""
+        ws = self.ws
+        unlearn_config = None
+        if name not in (ORIGINAL, RETRAINED_OTHER_SEED):
+            unlearn_config = config_for(name, ws.fit_config, value, seed, ws.device).to_dict()
+        key = stable_hash(
+            {
+                "kind": "verdict-k-run",
+                "manifest": ws.prepared.manifest.hash,
+                "architecture": ws.architecture,
+                "fit": ws.fit_config.to_dict(),
+                "forget": self.split.key,
+                "row": [name, value, protocol, seed],
+                "unlearn": unlearn_config,
+            }
+        )
+        path = Path(ws.cache) / "verdicts" / f"{key}.npz"
+        if path.exists():
+            with np.load(path) as stored:
+                return dict(stored)
+        if name == ORIGINAL:
+            model = self.original(seed)
+        elif name == RETRAINED_OTHER_SEED:
+            model = self.retrained(seed)
+        else:
+            original = self.original(0 if protocol == ONE_ORIGINAL else seed)
+            model = self._unlearned(original, name, value, seed)[0]
+        predictions = self._model_predictions(model)
+        atomic_save_npz(path, **predictions)
+        return predictions
+
+    def _k_runs(self, name: str, value, protocol: str, seeds: range) -> list[dict[str, np.ndarray]]:
+        steps = self._steps(seeds, f"K models: {name} ({protocol})")
+        return [self._k_run(name, value, protocol, seed) for seed in steps]
+
+    def _scores(self, runs: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+        """Per scalar, the [K, n] scores of the forget examples: the prediction and -|error|."""
         ages = self.ws.ages(self.split.forget)
-        predictions = np.stack([self._predict(m, self.split.forget) for m in models])
+        predictions = np.stack([run["forget_pred"] for run in runs])
         return {"prediction": predictions, "neg_abs_error": -np.stack([absolute_errors(ages, p) for p in predictions])}
 
     @cached_property
-    def _retrained_k(self) -> tuple[list[nn.Module], dict]:
-        models = [self.retrained(seed) for seed in self._steps(range(self.config.k), "K retrained models")]
-        return models, self._scores(models)
+    def _reference_k(self) -> tuple[list[dict], dict[str, np.ndarray]]:
+        """The reference set: K retrained models, seeds 0..K-1."""
+        runs = self._k_runs(RETRAINED_OTHER_SEED, None, RETRAINED_PROTOCOL, range(self.config.k))
+        return runs, self._scores(runs)
 
-    def neurips_score(self, models: list[nn.Module]) -> dict:
-        retrained, retrained_scores = self._retrained_k
-        scores = self._scores(models)
-        split = self.split
-        mae = lambda ms, ids: [mean_absolute_error(self.ws.ages(ids), self._predict(m, ids)) for m in ms]  # noqa: E731
-        retain_ids = np.concatenate([split.retain_train, split.retain_val])
-        retain_u, retain_r = mae(models, retain_ids), mae(retrained, retain_ids)
-        test_u, test_r = mae(models, split.test), mae(retrained, split.test)
-        row = {}
-        for scalar in ("prediction", "neg_abs_error"):
-            score, epsilons = forget_score(scores[scalar], retrained_scores[scalar])
-            row[f"forget_score_{scalar}"] = score
-            row[f"mean_epsilon_{scalar}"] = float(np.mean(epsilons))
-            row[f"final_score_{scalar}"] = final_score(score, retain_u, retain_r, test_u, test_r)
-        return row
+    @cached_property
+    def _calibration_points(self) -> dict[str, np.ndarray]:
+        """Per scalar, each forget example's points for a second, independent set of K retrained models
+        (seeds K..2K-1) against the reference set: F_rr, what a perfect method can reach."""
+        k = self.config.k
+        runs = self._k_runs(RETRAINED_OTHER_SEED, None, RETRAINED_PROTOCOL, range(k, 2 * k))
+        _, reference = self._reference_k
+        return {scalar: example_points(scores, reference[scalar]) for scalar, scores in self._scores(runs).items()}
+
+    def neurips_score(self, runs: list[dict[str, np.ndarray]], name: str, value, protocol: str) -> list[dict]:
+        """One row per scalar: the raw forget score against the reference set, F_rr and the calibrated
+        score with bootstrap intervals, the spread ratio, and the final score (raw x MAE ratios)."""
+        reference_runs, reference = self._reference_k
+        scores = self._scores(runs)
+        retain = ([r["retain_mae"] for r in runs], [r["retain_mae"] for r in reference_runs])
+        test = ([r["test_mae"] for r in runs], [r["test_mae"] for r in reference_runs])
+        rows = []
+        for scalar in SCALARS:
+            points = example_points(scores[scalar], reference[scalar])
+            calibrated = calibrated_forget_score(
+                points, self._calibration_points[scalar], resamples=self.config.resamples, seed=self.config.seed
+            )
+            rows.append(
+                {
+                    "model": name,
+                    "value": value,
+                    "protocol": protocol,
+                    "scalar": scalar,
+                    "k": len(runs),
+                    **calibrated,
+                    "spread_ratio": spread_ratio(scores[scalar], reference[scalar]),
+                    "final_score": final_score(calibrated["raw"], retain[0], retain[1], test[0], test[1]),
+                }
+            )
+        return rows
+
+    def _neurips_rows(self, name: str, value) -> tuple[list[dict], str | None]:
+        """The NeurIPS rows of one model under each protocol that applies, and a note for the verdict row."""
+        k, protocols = self.config.k, self.config.protocols
+        if name == ORIGINAL:  # O's K models are K originals whatever the protocol
+            return self.neurips_score(self._k_runs(name, None, K_ORIGINALS, range(k)), name, value, K_ORIGINALS), None
+        if name == RETRAINED_OTHER_SEED:  # the sanity row: a third set of K retrained models (seeds 2K..3K-1)
+            runs = self._k_runs(name, None, RETRAINED_PROTOCOL, range(2 * k, 3 * k))
+            return self.neurips_score(runs, name, value, RETRAINED_PROTOCOL), None
+        rows, note = [], None
+        for protocol in protocols:
+            if protocol == ONE_ORIGINAL and not get_method(name).stochastic:
+                # K runs of a deterministic method from one original are K copies of one model: the score
+                # cannot rate that (a spread of 0 earns epsilon 50), so it is scored under K originals only
+                note = "deterministic: not scored from one original"
+                continue
+            rows += self.neurips_score(self._k_runs(name, value, protocol, range(k)), name, value, protocol)
+        return rows, note
 
     # -- the whole table ------------------------------------------------------------------------------
     def prepare_references(self) -> float:
-        """Train (or load) what every row shares: R, O, the K retrained models and the shadows; seconds."""
+        """Train (or load) what every row shares: R, O, the reference and calibration sets of K retrained
+        models and the shadows; seconds."""
         started = time.perf_counter()
         self.retrained(0), self.original(0)
         if self.config.k:
-            _ = self._retrained_k
+            _ = self._calibration_points
         if self.config.shadows:
             _ = self._shadow_runs
         return time.perf_counter() - started
 
     def evaluate(self, methods: dict[str, object], with_original: bool = True, with_sanity: bool = True) -> list[dict]:
-        """Rows for O, each ``method`` (name -> knob value, None for its default) and R of another seed.
+        """Rows for O, each ``method`` (name -> knob value, None for its default) and R of another seed;
+        the NeurIPS rows (one per model, protocol and scalar) go to ``self.neurips``.
 
         Each row's ``evaluation_seconds`` is its own cost; ``reference_seconds`` what the rows share."""
         reference_seconds = self.prepare_references()
@@ -279,21 +391,10 @@ class Verdicts:
                 **self.measure(model, reference, original_model),
             }
             if self.config.k:
-                seeds = self._steps(range(self.config.k), f"K models: {name}")
-                if name == ORIGINAL:
-                    k_models = [self.original(seed) for seed in seeds]
-                elif name == RETRAINED_OTHER_SEED:  # K retrained models of other seeds than the reference K
-                    k_models = [self.retrained(self.config.k + seed) for seed in seeds]
-                elif not get_method(name).stochastic:
-                    # K runs of a deterministic method from one original are K copies of one model, which the
-                    # score cannot rate (it punishes spread below retraining's): left unscored, not printed
-                    # as a number; issue 11's K-originals protocol scores such methods.
-                    k_models = None
-                    row["neurips_note"] = "deterministic: needs K originals"
-                else:
-                    k_models = [self._unlearned(original_model, name, value, seed)[0] for seed in seeds]
-                if k_models is not None:
-                    row.update(self.neurips_score(k_models))
+                neurips, note = self._neurips_rows(name, value)
+                self.neurips += neurips
+                if note:
+                    row["neurips_note"] = note
             row["evaluation_seconds"] = round(time.perf_counter() - began, 1)
             rows.append(row)
         for row in rows:

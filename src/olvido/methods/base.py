@@ -24,7 +24,7 @@ from typing import Callable
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Subset
 
 from olvido.errors import OlvidoError
 from olvido.models.ensemble import Ensemble, member_seed
@@ -366,6 +366,23 @@ def unlearn(
 
 def dataset_of(data: Data) -> Dataset:
     return data.dataset if isinstance(data, DataLoader) else data
+
+
+def check_max_samples(name: str, value) -> None:
+    if value is not None and (int(value) != value or value < 1):
+        raise OlvidoError(f"{name} {value!r}: expected None or a whole number >= 1")
+
+
+def fixed_subset(data: Data, max_samples: int | None, seed: int) -> Data:
+    """``data`` itself, or a subset of ``max_samples`` of its samples drawn once from ``seed`` (in their
+    order): for statistics that are means or sums over samples (importances, saliency), estimated on a
+    subset when the full pass costs too much. Fixed rather than drawn from the run's seed, so a method
+    stays a function of the data."""
+    size = len(dataset_of(data))
+    if max_samples is None or size <= max_samples:
+        return data
+    rows = np.random.default_rng(seed).choice(size, max_samples, replace=False)
+    return Subset(dataset_of(data), np.sort(rows).tolist())
 
 
 def predictions_of(model: nn.Module, data: Data, device: torch.device | str = "auto") -> np.ndarray:

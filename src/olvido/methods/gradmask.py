@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from olvido.methods.base import Knob, UnlearnConfig, UnlearnContext, register
-from olvido.methods.saliency import check_ratio, masked_update_hooks, saliency_mask
+from olvido.methods.base import Knob, UnlearnConfig, UnlearnContext, check_max_samples, register
+from olvido.methods.saliency import SALIENCY_SAMPLES, check_ratio, masked_update_hooks, saliency_mask
 from olvido.training import fit
 
 
@@ -28,10 +28,12 @@ from olvido.training import fit
 class GradMaskConfig(UnlearnConfig):
     epochs: int = 8  # M_FT's (the thesis's best)
     mask_ratio: float = 0.5  # the fraction of trainable weights that may move (as SalUn)
+    saliency_samples: int | None = SALIENCY_SAMPLES  # forget samples the saliency sums over (None: all)
 
     def __post_init__(self) -> None:
         super().__post_init__()
         check_ratio(self.mask_ratio)
+        check_max_samples("saliency_samples", self.saliency_samples)
 
 
 @register(
@@ -45,6 +47,8 @@ class GradMaskConfig(UnlearnConfig):
     continues_recipe=True,
 )
 def gradmask(model: nn.Module, context: UnlearnContext, config: GradMaskConfig) -> nn.Module:
-    mask = saliency_mask(model, context.forget, config.mask_ratio, config.batch_size, context.device)
+    mask = saliency_mask(
+        model, context.forget, config.mask_ratio, config.batch_size, context.device, config.saliency_samples
+    )
     fit(model, context.retain, None, config.fit_config(), hooks=masked_update_hooks(mask), description="gradmask")
     return model

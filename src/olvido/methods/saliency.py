@@ -18,7 +18,11 @@ does not cure this (its batch gradient is ``sum_i e_i * grad f(x_i)``, which can
 reweighted), so the saliency here is the sum of per-sample gradient magnitudes,
 ``sum_i |d L1(f(x_i), y_i) / d theta| = sum_i |d f(x_i) / d theta|``: the forget set's output sensitivity,
 in which no sample can cancel another. Per-sample gradients come from ``torch.func`` (``vmap`` of ``grad``
-over chunks of a batch), with a sample-by-sample loop for models ``vmap`` cannot trace.
+over chunks of a batch), with a sample-by-sample loop for models ``vmap`` cannot trace. They cost about 10
+training epochs per sample through a convolutional stage, so by default the sum runs over a fixed random
+subset of at most 512 forget samples (``SALIENCY_SAMPLES``; the original sums over the whole forget set):
+the overlap of the masks from the subset and from every sample, and the time saved, are measured in
+BENCHMARKS.md ("Importances and saliency on a subset").
 
 What is ranked: every parameter that requires gradients (``trainable_layers``), as the original ranks every
 ``named_parameters()`` entry (weights, biases, normalisation scales), in one global ranking as the original;
@@ -34,6 +38,7 @@ from torch import nn
 from torch.func import functional_call, grad, vmap
 
 from olvido.errors import OlvidoError
+from olvido.methods.base import fixed_subset
 from olvido.methods.layers import trainable_layers
 from olvido.training import StepHooks, as_loader, to_channels_last
 
@@ -127,8 +132,24 @@ def top_fraction(scores: dict[str, torch.Tensor], ratio: float) -> dict[str, tor
     return masks
 
 
-def saliency_mask(model: nn.Module, data, ratio: float, batch_size: int, device: torch.device | str) -> Mask:
-    """The SalUn mask of ``model`` on ``data``: True for the ``ratio`` most salient trainable weights."""
+# Saliency is a sum over forget samples of exact per-sample gradients, about 10 training epochs' cost per
+# sample through a convolutional stage: on the last scope's 1,600-image forget set, 26 s, most of a
+# retraining (measured in the study). A fixed subset of this many samples ranks the weights nearly alike.
+SALIENCY_SAMPLES = 512
+SUBSET_SEED = 7919
+
+
+def saliency_mask(
+    model: nn.Module,
+    data,
+    ratio: float,
+    batch_size: int,
+    device: torch.device | str,
+    max_samples: int | None = SALIENCY_SAMPLES,
+) -> Mask:
+    """The SalUn mask of ``model`` on ``data``: True for the ``ratio`` most salient trainable weights,
+    the saliency summed over a fixed subset of at most ``max_samples`` samples (None: every sample)."""
+    data = fixed_subset(data, max_samples, SUBSET_SEED)
     masks = top_fraction(saliency(model, data, batch_size, device), ratio)
     parameters = ranked_parameters(model)
     return {parameters[name]: mask for name, mask in masks.items()}

@@ -33,9 +33,9 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from olvido.errors import OlvidoError
-from olvido.methods.base import Knob, UnlearnConfig, UnlearnContext, dataset_of, register, targets_of
+from olvido.methods.base import Knob, UnlearnConfig, UnlearnContext, check_max_samples, dataset_of, register, targets_of
 from olvido.methods.random_labels import THESIS_OFFSETS, ShiftedLabels
-from olvido.methods.saliency import check_ratio, masked_update_hooks, saliency_mask
+from olvido.methods.saliency import SALIENCY_SAMPLES, check_ratio, masked_update_hooks, saliency_mask
 from olvido.training import ConcatSamples, fetch_batch, fit
 
 LABELS = ("offsets", "prior")
@@ -69,11 +69,13 @@ class SalunConfig(UnlearnConfig):
     epochs: int = 2  # RND's (the thesis's best)
     offsets: tuple[int, ...] = THESIS_OFFSETS
     mask_ratio: float = 0.5  # the fraction of trainable weights that may move (README: with_0.5.pt)
+    saliency_samples: int | None = SALIENCY_SAMPLES  # forget samples the saliency sums over (None: all)
     labels: str = "offsets"  # "offsets": the thesis's RND; "prior": drawn from the retain labels
 
     def __post_init__(self) -> None:
         super().__post_init__()
         check_ratio(self.mask_ratio)
+        check_max_samples("saliency_samples", self.saliency_samples)
         if self.labels not in LABELS:
             raise OlvidoError(f"labels {self.labels!r}: expected one of {', '.join(LABELS)}")
 
@@ -89,7 +91,9 @@ class SalunConfig(UnlearnConfig):
     continues_recipe=True,
 )
 def salun(model: nn.Module, context: UnlearnContext, config: SalunConfig) -> nn.Module:
-    mask = saliency_mask(model, context.forget, config.mask_ratio, config.batch_size, context.device)
+    mask = saliency_mask(
+        model, context.forget, config.mask_ratio, config.batch_size, context.device, config.saliency_samples
+    )
     low, high = context.label_range
     if config.labels == "prior":
         relabeled = PriorLabels(dataset_of(context.forget), targets_of(context.retain), seed=config.seed)

@@ -15,12 +15,15 @@ an L1 loss cancel across samples with opposite-sign errors, so importances here 
 per-sample gradients: ``ssd`` and ``assd`` use the Fisher mean_i (df_i/dtheta)^2 (the squared per-sample
 L1 gradient), ``lfssd`` mean_i (d f_i^2/dtheta)^2 on the model's output f (years; squared rather than
 absolute, see ``importance``). They are estimated by default with random signs (unbiased, one backward per
-batch, 100 batches per set: relative sd about 0.14) or exactly (``per_sample``, about 10x the cost on
-convolutions). Measured on the ``last`` scope's MobileNetV2 stage + head (CPU, 4,400 retain and 1,600
-forget samples), SSD, LFSSD and ASSD each cost 1.5-1.6 training epochs over the retain set, as METHODS.md
-estimates (1.6 E_r): about 17% of the study's last-scope retraining (35 s, some 9 such epochs). The sign
-draws are fixed, so the result depends on the data only, not on the seed: deterministic, as the paper's.
-I_D is the size-weighted mean of the retain and forget importances (one pass over each set, none twice).
+batch, 32 batches per set: relative sd about 0.25) or exactly (``per_sample``, about 10x the cost on
+convolutions), on a fixed random subset of at most ``max_samples`` = 512 samples per set (None: all).
+Why a subset: over every sample (4,400 retain and 1,600 forget on the ``last`` scope's MobileNetV2 stage +
+head, CPU) one pass costs 1.5-1.6 training epochs over the retain set, as METHODS.md estimates (1.6 E_r),
+and the study's last-scope retraining stops early after about 6 epochs: ASSD took 23% of it. A mean over
+512 samples per set costs a few percent; its effect on the results is measured in BENCHMARKS.md
+("Importances and saliency on a subset"). The subset and the sign draws are fixed, so the result depends on the
+data only, not on the seed: deterministic, as the paper's. I_D is the size-weighted (full sizes) mean of
+the retain and forget importances (one pass over each subset, none twice).
 
 Why alpha is not 10: a mean over samples makes I_D the mixture (1 - rho) I_retain + rho I_f with rho =
 |D_f| / |D|, so I_f / I_D <= 1 / rho and alpha = 10 selects nothing once the forget set is a tenth of the
@@ -41,7 +44,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from olvido.methods.base import Knob, UnlearnConfig, UnlearnContext, dataset_of, register
+from olvido.methods.base import (
+    Knob,
+    UnlearnConfig,
+    UnlearnContext,
+    check_max_samples,
+    dataset_of,
+    fixed_subset,
+    register,
+)
 from olvido.methods.importance import batch_for, check_options, importances, mixture
 
 REFERENCE = "Foster et al., AAAI 2024 (if-loops/selective-synaptic-dampening)"
@@ -52,12 +63,16 @@ SIGN_SEED = 104729
 class AssdConfig(UnlearnConfig):
     epochs: int = 0  # no training step: the inherited field is unused
     estimator: str = "random_sign"  # or "per_sample": exact, about 10x the cost on convolutions
-    draws: int = 100  # random-sign batches per set: relative sd of importances about sqrt(2 / draws) = 0.14
+    draws: int = 32  # random-sign batches per set: relative sd of importances about sqrt(2 / draws) = 0.25
+    # Importances are means over samples: estimated on a fixed random subset of at most this many samples
+    # per set (None: every sample); the cost grows with it, see the module docstring
+    max_samples: int | None = 512
     dampening: float = 1.0  # lambda: factor min(lambda I_D / I_f, 1), the paper's 1
 
     def __post_init__(self) -> None:
         super().__post_init__()
         check_options(self.estimator, self.draws)
+        check_max_samples("max_samples", self.max_samples)
 
 
 @dataclass
@@ -68,10 +83,12 @@ class SsdConfig(AssdConfig):
 def _forget_and_full_importances(model: nn.Module, context: UnlearnContext, quantity: str, config: AssdConfig):
     parts = []
     for offset, data in enumerate((context.retain, context.forget)):
+        size = len(dataset_of(data))  # the mixture below weighs each set by its full size
+        data = fixed_subset(data, config.max_samples, SIGN_SEED + offset)
         # fixed sign draws (not the run's seed): SSD stays a function of the data, as in the paper
         batch = batch_for(data, config.draws)
         options = dict(estimator=config.estimator, batch_size=batch, device=context.device, seed=SIGN_SEED + offset)
-        parts.append((importances(model, data, quantity, **options), len(dataset_of(data))))
+        parts.append((importances(model, data, quantity, **options), size))
     (_, retain_size), (forget, forget_size) = parts
     return forget, mixture(parts), forget_size / (retain_size + forget_size)
 

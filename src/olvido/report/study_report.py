@@ -409,12 +409,36 @@ VERDICT_COLUMNS = [
     ("mean_prediction_difference", "|pred - R|"),
     ("relearn_epochs", "relearn ep"),
     ("relearn_epochs_retrained", "relearn ep (R)"),
-    ("forget_score_prediction", "NeurIPS forget score"),
-    ("forget_score_neg_abs_error", "score (-|err|)"),
-    ("final_score_prediction", "final score"),
     ("neurips_note", "NeurIPS score note"),
     ("seconds", "seconds"),
 ]
+
+
+def interval(row: dict, name: str) -> str:
+    """``value [low, high]`` of a bootstrapped statistic."""
+    return f"{format_cell(row[name])} [{format_cell(row[name + '_low'])}, {format_cell(row[name + '_high'])}]"
+
+
+def neurips_table(rows: list[dict], scalar: str = "prediction") -> str:
+    """The NeurIPS forget score, raw and calibrated (with intervals), per model and protocol."""
+    chosen = [r for r in rows if r["scalar"] == scalar]
+    return markdown_table(
+        ["model", "knob value", "protocol", "K", "raw score", "F_rr", "calibrated", "spread ratio", "final score"],
+        [
+            [
+                r["model"],
+                format_cell(r["value"]),
+                r["protocol"],
+                r["k"],
+                interval(r, "raw"),
+                interval(r, "f_rr"),
+                interval(r, "calibrated"),
+                format_cell(r["spread_ratio"]),
+                format_cell(r["final_score"]),
+            ]
+            for r in chosen
+        ],
+    )
 
 
 def _verdicts_section(result: StudyResult) -> str:
@@ -426,9 +450,23 @@ def _verdicts_section(result: StudyResult) -> str:
     parts = [
         f"Group {result.config['sweep_group']}, seed 0, single networks, each against the retrained reference R "
         "(seed 0). Members: the forget set; non-members: test images of the same ages. MIA accuracies should "
-        "match R's; LiRA AUC 0.5 is chance; the NeurIPS score compares K unlearning runs (one original, K seeds) "
-        "with K retrained models; 'retrained (another seed)' is the perfect-forget sanity row.\n\n" + table,
+        "match R's; LiRA AUC 0.5 is chance; 'retrained (another seed)' is the perfect-forget sanity row. The "
+        "NeurIPS score is in the next table.\n\n" + table,
     ]
+    if result.neurips:
+        k = result.neurips[0]["k"]
+        parts.append(
+            f"**NeurIPS 2023 forget score** (K = {k} models per side; the prediction as the per-example score). "
+            "Raw: the challenge's score against K retrained models (seeds 0..K-1). F_rr: a second set of K "
+            "retrained models (seeds K..2K-1) scored the same way, the best a method can reach (two sets from one "
+            "distribution score about 0.2, not 1). Calibrated: raw / F_rr; 95% intervals from a paired bootstrap "
+            "over the forget examples. Protocols: 'one original' = K unlearning runs of one original with K seeds "
+            "(the challenge's), 'K originals' = one run from each of K originals trained with K seeds; "
+            "deterministic methods only under the latter. The sanity row scores a third set of K retrained models "
+            "(seeds 2K..3K-1) and should calibrate to about 1. Spread ratio: median over forget examples of the "
+            "runs' sd over the retrained runs' sd (below 1 is punished). `neurips.csv` has both scalars.\n\n"
+            + neurips_table(result.neurips)
+        )
     if result.interclass_confusion:
         swapped = result.interclass_confusion[0].get("swapped_per_group", 100)
         parts.append(
@@ -624,6 +662,9 @@ def write_report(results: list[StudyResult], out: str | Path, meta: dict) -> Pat
     verdicts = [dict(row, scope=r.scope) for r in results for row in r.verdicts]
     if verdicts:
         atomic_write_text(out / "verdicts.csv", pd.DataFrame(verdicts).to_csv(index=False, float_format="%.5f"))
+    neurips = [dict(row, scope=r.scope) for r in results for row in r.neurips]
+    if neurips:
+        atomic_write_text(out / "neurips.csv", pd.DataFrame(neurips).to_csv(index=False, float_format="%.5f"))
     predictions = pd.concat([r.predictions for r in results], ignore_index=True)
     atomic_write_with(out / "predictions.csv.gz", lambda tmp: predictions.to_csv(tmp, index=False, compression="gzip"))
     for result in results:
@@ -684,7 +725,7 @@ def write_report(results: list[StudyResult], out: str | Path, meta: dict) -> Pat
         "## Files\n\n`runs.csv` (one row per cell and experiment), `leaderboard.csv`, `alpha.csv`, "
         "`per_sample_errors_<scope>.csv`, `predictions.csv.gz` (every test and forget-set prediction, in years to 2 "
         "decimals: scope, method, group, value, seed, set, id, age, prediction), `verdicts.csv` (every verdict "
-        "column), `summary.json`.",
+        "column), `neurips.csv` (the NeurIPS score per model, protocol and scalar), `summary.json`.",
     ]
     index = out / "index.md"
     atomic_write_text(index, "\n\n".join(sections) + "\n")

@@ -1,0 +1,111 @@
+"""One executor for many-model work (K-model sets, shadows, study cells, trials, shards): local or Ray.
+
+A job is ``function(shared, item)``: ``shared`` is what every job reads (a dataset, a workspace), sent once;
+``item`` is the job's own input (a seed, a cell). ``map`` returns the results in the order of the items.
+Functions must be importable module-level functions and must not write the cache: workers return what
+they computed (trained weights, predictions) and the caller, on the driver, alone writes it (atomic
+writes, keyed by hash), so a cluster needs no shared disk and a killed run resumes with nothing computed
+twice.
+
+- ``local`` (default): the jobs one after another in this process, with this process's torch threads.
+- ``ray``: one task per job, one CPU and one torch thread each, ``shared`` through Ray's object store.
+  Without an address a local Ray with this machine's cores is started and shut down on ``close``; with
+  ``address`` (``auto`` or ``host:port``) olvido joins that cluster and leaves it running.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Iterable
+
+from tqdm.auto import tqdm
+
+from olvido.errors import OlvidoError
+
+EXECUTORS = ("local", "ray")
+
+
+class LocalExecutor:
+    name = "local"
+
+    def __init__(self, progress: bool = True):
+        self.progress = progress
+
+    def map(self, function: Callable[[Any, Any], Any], items: Iterable, shared: Any = None, description: str = "jobs"):
+        items = list(items)
+        bar = tqdm(items, desc=description, unit="job", leave=False, disable=not self.progress or len(items) < 2)
+        return [function(shared, item) for item in bar]
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _one_thread(function, shared, item):
+    """A Ray task: one torch thread, as the task holds one CPU (two threads per task oversubscribe)."""
+    import torch
+
+    torch.set_num_threads(1)
+    return function(shared, item)
+
+
+class RayExecutor:
+    name = "ray"
+
+    def __init__(self, address: str | None = None, cpus: int | None = None, progress: bool = True):
+        try:
+            import ray
+        except ImportError:
+            raise OlvidoError("executor 'ray': Ray is not installed (pip install 'ray>=2.9')") from None
+        self._ray = ray
+        self.progress = progress
+        self._owns_ray = not ray.is_initialized()
+        if self._owns_ray:
+            options = dict(include_dashboard=False, log_to_driver=False, configure_logging=False)
+            if address is None:
+                ray.init(num_cpus=cpus, **options)
+            else:
+                try:
+                    ray.init(address=address, **options)
+                except ConnectionError as error:
+                    raise OlvidoError(f"--ray-address {address}: no Ray cluster answered ({error})") from None
+        self._task = ray.remote(num_cpus=1)(_one_thread)
+
+    def map(self, function: Callable[[Any, Any], Any], items: Iterable, shared: Any = None, description: str = "jobs"):
+        items = list(items)
+        if not items:
+            return []
+        shared_ref = self._ray.put(shared)
+        futures = [self._task.remote(function, shared_ref, item) for item in items]
+        pending = list(futures)
+        with tqdm(total=len(items), desc=description, unit="job", leave=False, disable=not self.progress) as bar:
+            while pending:
+                ready, pending = self._ray.wait(pending, num_returns=1)
+                bar.update(len(ready))
+        return self._ray.get(futures)
+
+    def close(self) -> None:
+        if self._owns_ray and self._ray.is_initialized():
+            self._ray.shutdown()
+        self._owns_ray = False
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def get_executor(name: str = "local", address: str | None = None, cpus: int | None = None, progress: bool = True):
+    """``local`` or ``ray`` (``address``/``cpus`` apply to Ray only)."""
+    if name == "local":
+        if address is not None:
+            raise OlvidoError("--ray-address needs --executor ray")
+        return LocalExecutor(progress)
+    if name == "ray":
+        return RayExecutor(address, cpus, progress)
+    raise OlvidoError(f"executor {name!r}: expected one of {', '.join(EXECUTORS)}")
