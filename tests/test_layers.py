@@ -8,7 +8,7 @@ import pytest
 SRC = Path(__file__).resolve().parents[1] / "src" / "olvido"
 # Lowest first. ``training`` is a model-agnostic floor below ``models``; metrics are pure functions.
 FLOORS = [
-    {"errors", "storage", "checkpoint", "metrics"},
+    {"errors", "storage", "checkpoint", "metrics", "executor"},
     {"data", "training"},
     {"models"},
     {"methods"},
