@@ -26,11 +26,17 @@ from olvido.methods.base import fixed_subset
 from olvido.methods.saliency import SALIENCY_SAMPLES, SUBSET_SEED, saliency, top_fraction
 from olvido.metrics import f_score, forgetting, mean_absolute_error, prediction_wasserstein, utility
 from olvido.pipeline import RunConfig, workspace_for
+from olvido.training import resolve_device
 
 from common import write_section
 
 # (label, max_samples per set, random-sign draws per set)
-SETTINGS = (("every sample", None, 100), ("1024 per set", 1024, 64), ("512 per set", 512, 32))
+SETTINGS = (
+    ("every sample", None, 100),
+    ("1024 per set", 1024, 64),
+    ("512 per set", 512, 32),
+    ("384 per set", 384, 24),
+)
 METHODS = (("ssd", 2.5), ("assd", None))
 
 
@@ -83,13 +89,13 @@ def main() -> None:
                 f"{np.mean(fg):.3f} | {np.mean(f):.3f} | {np.mean(w1):.2f} |"
             )
             print(rows[-1], flush=True)
-    overlaps = []
+    overlaps, device = [], resolve_device(ws.device)
     for seed in seeds:
         original, forget = ws.original(seed).model, ws.dataset(split.forget)
         began = time.perf_counter()
-        full = saliency(original, forget, 64, ws.device)
+        full = saliency(original, forget, 64, device)
         middle = time.perf_counter()
-        subset = saliency(original, fixed_subset(forget, SALIENCY_SAMPLES, SUBSET_SEED), 64, ws.device)
+        subset = saliency(original, fixed_subset(forget, SALIENCY_SAMPLES, SUBSET_SEED), 64, device)
         ended = time.perf_counter()
         row = [middle - began, ended - middle]
         for ratio in (0.1, 0.3, 0.5, 0.7):
