@@ -53,7 +53,7 @@ def test_ray_gives_the_same_weights_as_the_local_executor():
     # the workers import this test module's functions by value: tests/ is not on their path
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
     problem, seeds = _problem(), [0, 1, 2, 3]
-    local = get_executor("local", progress=False).map(_train, seeds, shared=problem)
+    local = get_executor("local", progress=False, threads=1).map(_train, seeds, shared=problem)
     with get_executor("ray", cpus=2, progress=False) as executor:
         remote = executor.map(_train, seeds, shared=problem)
     assert not ray.is_initialized()  # the executor started its own Ray and shut it down

@@ -1,10 +1,13 @@
 """The study: resumable cells, metrics that match the stored predictions, a registry-driven report."""
 
+import shutil
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from olvido.errors import OlvidoError
+from olvido.executor import get_executor
 from olvido.experiments.study import (
     ORIGINAL,
     RETRAINED,
@@ -46,11 +49,11 @@ def test_the_study_resumes_after_an_interruption_without_recomputing(tiny_worksp
     computed = []
     real_compute = Study._compute
 
-    def counting(self, method, group, value, seed):
+    def counting(self, method, group, value, seed, job_result=None):
         if len(computed) == 5:
             raise KeyboardInterrupt  # killed in the middle of the sixth cell
         computed.append((method, group, value, seed))
-        return real_compute(self, method, group, value, seed)
+        return real_compute(self, method, group, value, seed, job_result)
 
     monkeypatch.setattr(Study, "_compute", counting)
     with pytest.raises(KeyboardInterrupt):
@@ -59,7 +62,12 @@ def test_the_study_resumes_after_an_interruption_without_recomputing(tiny_worksp
     assert len(finished) == 5
 
     computed.clear()
-    monkeypatch.setattr(Study, "_compute", lambda self, *cell: (computed.append(cell), real_compute(self, *cell))[1])
+
+    def recording(self, *cell):
+        computed.append(cell[:4])  # (method, group, value, seed)
+        return real_compute(self, *cell)
+
+    monkeypatch.setattr(Study, "_compute", recording)
     table = Study(tiny_workspace, TINY, progress=False).run_sweep()
     assert not set(finished) & set(computed)  # finished cells were loaded, not recomputed
     assert len(table) == 3 * 2 + 2 * 2 * 2  # (R, O, R another seed) x seeds + methods x values x seeds
@@ -168,3 +176,24 @@ def test_study_config_is_checked_up_front():
         StudyConfig(methods=("ct",)).methods_for("head")
     assert "ct" not in comparable_methods("head") and "ct" in comparable_methods("last")
     assert "retrain" not in comparable_methods("last")
+
+
+@needs_weights
+def test_cells_computed_on_ray_match_cells_computed_here(prepared, tiny_workspace, tmp_path):
+    ray = pytest.importorskip("ray", reason="Ray is installed by `make test`; this must not skip there")
+    config = StudyConfig(seeds=(0, 1), groups=(0,), methods=("finetune",), sweeps=(("finetune", (1,)),))
+    tables = {}
+    for name in ("local", "ray"):
+        # fresh caches (every model trained under the executor), the same embeddings (no re-extraction)
+        shutil.copytree(tiny_workspace.cache / "features", tmp_path / name / "features")
+        workspace = Workspace(
+            prepared, tiny_workspace.model_config, fit_config=FAST_FIT, cache=tmp_path / name, progress=False
+        )
+        # one torch thread per job locally, as in every Ray task: sums split over two threads round differently
+        options = dict(threads=1) if name == "local" else dict(cpus=2)
+        with get_executor(name, progress=False, **options) as executor:
+            tables[name] = Study(workspace, config, progress=False, executor=executor).run_sweep()
+        assert len(list((tmp_path / name / "cells").glob("*.json"))) == len(tables[name]) == 2 * 4
+    assert not ray.is_initialized()
+    timing = ["seconds", "retrain_seconds", "time_ratio"]
+    pd.testing.assert_frame_equal(tables["local"].drop(columns=timing), tables["ray"].drop(columns=timing))

@@ -2,9 +2,11 @@
 
 import numpy as np
 import pytest
+import torch
 
 from olvido.data import parse_forget
 from olvido.errors import OlvidoError
+from olvido.executor import get_executor
 from olvido.experiments.verdicts import (
     ORIGINAL,
     RETRAINED_OTHER_SEED,
@@ -13,9 +15,15 @@ from olvido.experiments.verdicts import (
     feature_injection,
     interclass_confusion,
 )
-from olvido.experiments.workspace import ModelConfig, Workspace
+from olvido.experiments.workspace import ModelConfig, Workspace, _fit_job
 from olvido.metrics.distances import mean_prediction_difference, prediction_wasserstein
-from olvido.metrics.mia import attack_features, likelihood_ratio_scores, population_attack, score_attack
+from olvido.metrics.mia import (
+    attack_features,
+    leave_one_out_attack,
+    likelihood_ratio_scores,
+    population_attack,
+    score_attack,
+)
 from olvido.training import FitConfig
 
 from helpers import FAST_FIT, needs_weights
@@ -190,3 +198,56 @@ def test_verdict_config_rejects_unknown_protocols_and_too_few_models():
         VerdictConfig(protocols=("two originals",))
     with pytest.raises(OlvidoError, match="k 2: expected 0"):
         VerdictConfig(k=2)
+
+
+@needs_weights
+def test_k_models_and_trainings_are_the_same_under_ray_as_here(workspace):
+    ray = pytest.importorskip("ray", reason="Ray is installed by `make test`; this must not skip there")
+    split = parse_forget(workspace.prepared.manifest, "group:0")
+    # one torch thread per job here, as in every Ray task: sums split over two threads round differently
+    here = Verdicts(workspace, split, VerdictConfig(k=3, shadows=0), executor=get_executor("local", threads=1))
+    jobs = [here.ws.retrained_job(split, seed) for seed in (7, 8)]
+    trained_here = here.executor.map(_fit_job, [dict(job, forget=None) for job in jobs], shared=here.ws.for_workers())
+    runs_here = here._compute_k_runs("finetune", 2, "K originals", [0, 1])
+    with get_executor("ray", cpus=2, progress=False) as executor:
+        there = Verdicts(workspace, split, VerdictConfig(k=3, shadows=0), executor=executor)
+        trained_there = executor.map(_fit_job, [dict(job, forget=None) for job in jobs], shared=there.ws.for_workers())
+        runs_there = there._compute_k_runs("finetune", 2, "K originals", [0, 1])
+    assert not ray.is_initialized()
+    for (state_here, reports_here), (state_there, reports_there) in zip(trained_here, trained_there):
+        assert all(torch.equal(state_here[name], state_there[name]) for name in state_here)
+        assert [r["best_epoch"] for r in reports_here] == [r["best_epoch"] for r in reports_there]
+    for mine, theirs in zip(runs_here, runs_there):
+        assert mine.keys() == theirs.keys() and all(np.array_equal(mine[k], theirs[k]) for k in mine)
+    assert not np.array_equal(runs_here[0]["forget_pred"], runs_here[1]["forget_pred"])
+
+
+def test_leave_one_out_attack_catches_planted_canaries_and_nothing_else():
+    rng = np.random.default_rng(3)
+    membership = rng.random((16, 200)) < 0.5
+    forgotten = rng.normal(40, 8, 200) + rng.normal(0, 1, (16, 200))  # membership leaves no trace
+    clean = leave_one_out_attack(forgotten, membership)
+    assert abs(clean["auc"] - 0.5) < 0.06 and clean["tpr_at_0.01_fpr"] < 0.04
+    canaries = forgotten.copy()
+    canaries[:, :20] += 6 * membership[:, :20]  # 20 examples remembered: 6 sd higher wherever trained on
+    caught = leave_one_out_attack(canaries, membership)
+    assert caught["tpr_at_0.01_fpr"] > 0.06 and caught["auc"] > clean["auc"] + 0.02
+    assert leave_one_out_attack(forgotten + 6 * membership, membership)["auc"] > 0.95  # everything remembered
+    with pytest.raises(ValueError, match="expected scores and membership of one"):
+        leave_one_out_attack(forgotten, membership[:, :5])
+
+
+@needs_weights
+def test_ulira_sees_nothing_in_retrained_models_and_resumes_from_its_cache(workspace):
+    split = parse_forget(workspace.prepared.manifest, "group:0")
+    verdicts = Verdicts(workspace, split, VerdictConfig(k=0, shadows=0, ulira_shadows=6))
+    _, membership, halves = verdicts._ulira_shadows
+    assert membership.shape == (6, len(split.forget)) and 0.3 < membership.mean() < 0.7
+    assert all(set(h.forget) == set(split.forget[m]) for h, m in zip(halves, membership))
+    sanity = verdicts.ulira(RETRAINED_OTHER_SEED)  # never trained on either half: nothing to find
+    assert abs(sanity["ulira_auc"] - 0.5) < 0.1, sanity
+    first = verdicts.ulira("finetune", 1)
+    assert 0 <= first["ulira_auc"] <= 1
+    again = Verdicts(workspace, split, VerdictConfig(k=0, shadows=0, ulira_shadows=6))
+    again.executor = None  # any unlearning run would fail: the shadows' runs come from the cache
+    assert again.ulira("finetune", 1) == first

@@ -358,6 +358,21 @@ def _run_config(args: argparse.Namespace, scopes: tuple[str, ...]):
         verdicts=verdicts,
         verdicts_by_scope=verdicts_by_scope,
         pretrain=_pretrain_config(args, config.pretrain),
+        executor=getattr(args, "executor", "local"),
+        ray_address=getattr(args, "ray_address", None),
+    )
+
+
+def _add_executor_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--executor",
+        choices=("local", "ray"),
+        default="local",
+        help="where many-model work runs (K-model sets, shadows): local (default, one after another) or ray "
+        "(one CPU and one torch thread per task; a local Ray with this machine's cores unless --ray-address)",
+    )
+    parser.add_argument(
+        "--ray-address", default=None, help="join this Ray cluster (auto or host:port); needs --executor ray"
     )
 
 
@@ -458,6 +473,7 @@ VERDICT_COLUMNS = (
     "mia_svc_acc_retrained",
     "lira_auc",
     "lira_auc_retrained",
+    "ulira_auc",
     "wasserstein",
     "relearn_epochs",
     "relearn_epochs_retrained",
@@ -470,6 +486,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     import time
 
     from olvido.data import parse_forget
+    from olvido.executor import get_executor
     from olvido.experiments.verdicts import VerdictConfig, Verdicts, feature_injection, interclass_confusion
     from olvido.report.study_report import neurips_table, records_table
 
@@ -484,8 +501,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         raise OlvidoError(f"--best {', '.join(unknown)}: not among --methods ({', '.join(names)})")
     methods = {name: (args.best or {}).get(name) for name in names}
     protocols = tuple(p.strip() for p in args.protocols.split(",") if p.strip())
-    config = VerdictConfig(k=args.k, shadows=args.shadows, seed=args.seed, protocols=protocols)
-    verdicts = Verdicts(workspace, split, config, progress=not args.quiet)
+    config = VerdictConfig(
+        k=args.k, shadows=args.shadows, seed=args.seed, protocols=protocols, ulira_shadows=args.ulira_shadows
+    )
+    executor = get_executor(args.executor, args.ray_address, progress=not args.quiet)
+    verdicts = Verdicts(workspace, split, config, progress=not args.quiet, executor=executor)
     if args.model:
         reference, original = verdicts.retrained(0), verdicts.original(0)
         model = verdicts.ws.load(args.model).model
@@ -506,6 +526,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         result["interclass_confusion"] = interclass_confusion(workspace, methods=methods, seed=args.seed)
     if "fi" in tests:
         result["feature_injection"] = feature_injection(workspace, split, methods=methods, seed=args.seed)
+    executor.close()
     result["seconds"] = round(time.perf_counter() - started, 1)
     if args.json:
         print(json.dumps(result, indent=2, default=float))
@@ -643,6 +664,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--scopes", default="head", help="comma-separated trainable scopes to study (default head; e.g. head,last)"
     )
     run.add_argument("--out", default="results", help="report folder (default results)")
+    _add_executor_options(run)
     run.set_defaults(handler=cmd_run)
 
     methods = commands.add_parser(
@@ -691,6 +713,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--shadows", type=_non_negative_int, default=16, help="LiRA shadow models (default 16; 0 skips)"
     )
     evaluate.add_argument(
+        "--ulira-shadows",
+        type=_non_negative_int,
+        default=0,
+        help="U-LiRA shadow originals, each unlearned by the method under test (default 0: skipped)",
+    )
+    evaluate.add_argument(
         "--protocols",
         default="one original,K originals",
         help="NeurIPS-score protocols for the methods: 'one original', 'K originals' or both (default both)",
@@ -700,6 +728,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("--model", default=None, help="evaluate this model checkpoint instead of O and the methods")
     evaluate.add_argument("--seed", type=_non_negative_int, default=0, help="seed (default 0)")
+    _add_executor_options(evaluate)
     evaluate.set_defaults(handler=cmd_evaluate)
     return parser
 

@@ -7,7 +7,8 @@ they computed (trained weights, predictions) and the caller, on the driver, alon
 writes, keyed by hash), so a cluster needs no shared disk and a killed run resumes with nothing computed
 twice.
 
-- ``local`` (default): the jobs one after another in this process, with this process's torch threads.
+- ``local`` (default): the jobs one after another in this process, with this process's torch threads (or
+  ``threads`` per job: with 1, the same numbers as Ray bit for bit).
 - ``ray``: one task per job, one CPU and one torch thread each, ``shared`` through Ray's object store.
   Without an address a local Ray with this machine's cores is started and shut down on ``close``; with
   ``address`` (``auto`` or ``host:port``) olvido joins that cluster and leaves it running.
@@ -25,15 +26,29 @@ EXECUTORS = ("local", "ray")
 
 
 class LocalExecutor:
+    """``threads``: torch threads per job (None: this process's setting). Ray tasks run with one thread, and
+    floating-point sums split over another number of threads round differently, so ``threads=1`` gives
+    the same numbers as Ray bit for bit; the default uses every core for each job instead."""
+
     name = "local"
 
-    def __init__(self, progress: bool = True):
+    def __init__(self, progress: bool = True, threads: int | None = None):
         self.progress = progress
+        self.threads = threads
 
     def map(self, function: Callable[[Any, Any], Any], items: Iterable, shared: Any = None, description: str = "jobs"):
         items = list(items)
         bar = tqdm(items, desc=description, unit="job", leave=False, disable=not self.progress or len(items) < 2)
-        return [function(shared, item) for item in bar]
+        if self.threads is None:
+            return [function(shared, item) for item in bar]
+        import torch
+
+        before = torch.get_num_threads()
+        torch.set_num_threads(self.threads)
+        try:
+            return [function(shared, item) for item in bar]
+        finally:
+            torch.set_num_threads(before)
 
     def close(self) -> None:
         pass
@@ -100,12 +115,18 @@ class RayExecutor:
         self.close()
 
 
-def get_executor(name: str = "local", address: str | None = None, cpus: int | None = None, progress: bool = True):
-    """``local`` or ``ray`` (``address``/``cpus`` apply to Ray only)."""
+def get_executor(
+    name: str = "local",
+    address: str | None = None,
+    cpus: int | None = None,
+    progress: bool = True,
+    threads: int | None = None,
+):
+    """``local`` or ``ray`` (``address``/``cpus`` apply to Ray only, ``threads`` to local only)."""
     if name == "local":
         if address is not None:
             raise OlvidoError("--ray-address needs --executor ray")
-        return LocalExecutor(progress)
+        return LocalExecutor(progress, threads)
     if name == "ray":
         return RayExecutor(address, cpus, progress)
     raise OlvidoError(f"executor {name!r}: expected one of {', '.join(EXECUTORS)}")

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from olvido.data import PreparedData
 from olvido.errors import OlvidoError
+from olvido.executor import get_executor
 from olvido.experiments.study import StudyConfig, StudyResult, run_study
 from olvido.experiments.verdicts import VerdictConfig
 from olvido.experiments.workspace import ModelConfig, Workspace
@@ -49,6 +50,8 @@ class RunConfig:
         ("all", VerdictConfig(k=0, shadows=0)),
     )
     preset: str = "thesis"
+    executor: str = "local"  # where many-model work runs: local or ray (olvido.executor)
+    ray_address: str | None = None  # an existing Ray cluster to join (executor ray)
 
     @classmethod
     def from_preset(cls, name: str = "thesis", scopes: tuple[str, ...] = ("head",)) -> "RunConfig":
@@ -115,10 +118,11 @@ def run_all(
     """Every scope's study, then the report (``index.md`` in ``out``)."""
     started = time.perf_counter()
     results = []
-    for scope in config.scopes:
-        workspace = workspace_for(prepared, config, scope, cache, progress, device)
-        verdicts = dict(config.verdicts_by_scope).get(scope, config.verdicts)
-        results.append(run_study(workspace, config.study, progress, verdicts))
+    with get_executor(config.executor, config.ray_address, progress=progress) as executor:
+        for scope in config.scopes:
+            workspace = workspace_for(prepared, config, scope, cache, progress, device)
+            verdicts = dict(config.verdicts_by_scope).get(scope, config.verdicts)
+            results.append(run_study(workspace, config.study, progress, verdicts, executor))
     minutes = round((time.perf_counter() - started) / 60, 2)
     meta = {
         "command": "olvido " + " ".join(sys.argv[1:])

@@ -124,10 +124,13 @@ class CellResult:
 class Study:
     """Runs cells for one workspace (one dataset, one model recipe and scope)."""
 
-    def __init__(self, workspace: Workspace, config: StudyConfig = StudyConfig(), progress: bool = True):
+    def __init__(self, workspace: Workspace, config: StudyConfig = StudyConfig(), progress: bool = True, executor=None):
+        """``executor`` (``olvido.executor``): where missing cells' models are trained and unlearned (None:
+        here, one after another); the cells are scored and stored here either way."""
         self.ws = workspace
         self.config = config
         self.progress = progress
+        self.executor = executor
         self.folder = Path(workspace.cache) / "cells"
         self.methods = config.methods_for(workspace.model_config.scope)
         self._cells: dict[str, CellResult] = {}
@@ -155,46 +158,76 @@ class Study:
             }
         )
 
-    def cell(self, method: str, group: int, value, seed: int) -> CellResult:
-        """The cell's result, from memory, the cache, or computed now (and stored)."""
-        value = None if method in REFERENCES else canonical_value(value)
+    def _paths(self, method: str, group: int, value, seed: int) -> tuple[str, Path, Path]:
         key = self._key(method, group, value, seed)
+        return key, self.folder / f"{key}.json", self.folder / f"{key}.npz"
+
+    def cell(self, method: str, group: int, value, seed: int, computed: tuple | None = None) -> CellResult:
+        """The cell's result, from memory, the cache, or computed now (and stored). ``computed``: the
+        cell's ``(seconds, predictions)`` from an executor job (``compute_cells``)."""
+        value = None if method in REFERENCES else canonical_value(value)
+        key, record_path, predictions_path = self._paths(method, group, value, seed)
         if key in self._cells:
             return self._cells[key]
-        record_path, predictions_path = self.folder / f"{key}.json", self.folder / f"{key}.npz"
         if record_path.exists() and predictions_path.exists():
             with np.load(predictions_path) as stored:
                 result = CellResult(json.loads(record_path.read_text()), dict(stored))
         else:
-            result = self._compute(method, group, value, seed)
+            result = self._compute(method, group, value, seed, computed)
             atomic_save_npz(predictions_path, **result.predictions)
             atomic_write_json(record_path, result.record)  # written last: its presence marks the cell done
         self._cells[key] = result
         return result
 
-    def _compute(self, method: str, group: int, value, seed: int) -> CellResult:
+    def compute_cells(self, cells: list[tuple[str, int, object, int]]) -> None:
+        """Compute the missing cells among ``cells`` through the executor: first every model they need
+        (trained once, stored here), then the unlearning runs as jobs; each comes back as predictions and
+        seconds, and is scored and stored here. Without an executor, cells are computed as they are asked."""
+        missing = []
+        for method, group, value, seed in cells:
+            value = None if method in REFERENCES else canonical_value(value)
+            _, record_path, predictions_path = self._paths(method, group, value, seed)
+            if not (record_path.exists() and predictions_path.exists()) and (method, group, value, seed) not in missing:
+                missing.append((method, group, value, seed))
+        if self.executor is None or not missing:
+            return
+        ws = self.ws
+        jobs = [ws.retrained_job(self.split(g), s) for _, g, _, s in missing]
+        jobs += [
+            ws.retrained_job(self.split(g), s + OTHER_SEED_OFFSET) for m, g, _, s in missing if m == RETRAINED_OTHER
+        ]
+        jobs += [ws.original_job(s) for m, _, _, s in missing if m != RETRAINED and m != RETRAINED_OTHER]
+        unique = {}
+        for job in jobs:  # one training per identity
+            unique.setdefault((job["role"], job["seed"], id(job.get("forget")) if job.get("forget") else None), job)
+        ws.train_many(list(unique.values()), self.executor)
+        unlearning = [cell for cell in missing if cell[0] not in REFERENCES]
+        if unlearning:
+            seeds = sorted({seed for *_, seed in unlearning})
+            states = {seed: ws.original(seed).model.state_dict() for seed in seeds}
+            shared = (ws.for_workers(), self._splits, states)
+            done = self.executor.map(_cell_job, unlearning, shared=shared, description="cells")
+            for cell, computed in zip(unlearning, done):
+                self.cell(*cell, computed=computed)
+
+    def _compute(self, method: str, group: int, value, seed: int, computed: tuple | None = None) -> CellResult:
         ws, split = self.ws, self.split(group)
         retrained = ws.retrained(split, seed)
-        if method == RETRAINED:
-            model, seconds = retrained.model, retrained.meta["seconds"]
-        elif method == RETRAINED_OTHER:
-            other = ws.retrained(split, seed + OTHER_SEED_OFFSET)
-            model, seconds = other.model, other.meta["seconds"]
-        elif method == ORIGINAL:
-            original = ws.original(seed)
-            model, seconds = original.model, original.meta["seconds"]
+        if computed is not None:
+            seconds, predictions = computed
         else:
-            result = ws.unlearn(method, ws.original(seed).model, split, value, seed)
-            model, seconds = result.model, result.seconds
-        sets = {
-            "test": split.test,
-            "forget": split.forget,
-            "retain": np.concatenate([split.retain_train, split.retain_val]),
-        }
-        predictions = {}
-        for name, ids in sets.items():
-            predictions[f"{name}_ids"] = ids
-            predictions[f"{name}_pred"] = ws.predict(model, ids)
+            if method == RETRAINED:
+                model, seconds = retrained.model, retrained.meta["seconds"]
+            elif method == RETRAINED_OTHER:
+                other = ws.retrained(split, seed + OTHER_SEED_OFFSET)
+                model, seconds = other.model, other.meta["seconds"]
+            elif method == ORIGINAL:
+                original = ws.original(seed)
+                model, seconds = original.model, original.meta["seconds"]
+            else:
+                result = ws.unlearn(method, ws.original(seed).model, split, value, seed)
+                model, seconds = result.model, result.seconds
+            predictions = cell_predictions(ws, split, model)
         reference = predictions if method == RETRAINED else self.cell(RETRAINED, group, None, seed).predictions
         record = self._metrics(predictions, reference)
         spec_knob = None if method in REFERENCES else get_method(method).knob.name
@@ -239,6 +272,7 @@ class Study:
 
     # -- experiments ---------------------------------------------------------------------------------
     def _run(self, cells: list[tuple[str, int, object, int]], description: str) -> pd.DataFrame:
+        self.compute_cells(cells)
         records = []
         for method, group, value, seed in tqdm(cells, desc=description, unit="cell", disable=not self.progress):
             records.append(self.cell(method, group, value, seed).record)
@@ -354,6 +388,31 @@ def unique_cells(records: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+def cell_predictions(workspace: Workspace, split: ForgetSplit, model) -> dict[str, np.ndarray]:
+    """A cell's stored predictions: ids and predictions on the test, forget and retain sets."""
+    sets = {
+        "test": split.test,
+        "forget": split.forget,
+        "retain": np.concatenate([split.retain_train, split.retain_val]),
+    }
+    predictions = {}
+    for name, ids in sets.items():
+        predictions[f"{name}_ids"] = ids
+        predictions[f"{name}_pred"] = workspace.predict(model, ids)
+    return predictions
+
+
+def _cell_job(shared, cell) -> tuple[float, dict[str, np.ndarray]]:
+    """An executor job: one unlearning cell's wall seconds and predictions (the original's weights come with
+    the job)."""
+    workspace, splits, originals = shared
+    method, group, value, seed = cell
+    original = workspace.new_model(seed=0)
+    original.load_state_dict(originals[seed])
+    result = workspace.unlearn(method, original.eval(), splits[group], value, seed)
+    return result.seconds, cell_predictions(workspace, splits[group], result.model)
+
+
 @dataclass
 class StudyResult:
     scope: str
@@ -372,15 +431,15 @@ class StudyResult:
 
 
 def run_study(
-    workspace: Workspace, config: StudyConfig = StudyConfig(), progress: bool = True, verdicts=None
+    workspace: Workspace, config: StudyConfig = StudyConfig(), progress: bool = True, verdicts=None, executor=None
 ) -> StudyResult:
     """The sweep, the methods experiment and the alpha experiment (in that order: the later ones use the
     sweep's best values) for one workspace, then, with a ``VerdictConfig``, the verdicts of O and each
-    method (best values) on the sweep group."""
+    method (best values) on the sweep group; ``executor`` runs the verdicts' many-model work (None: here)."""
     from olvido.experiments.verdicts import Verdicts, feature_injection, interclass_confusion
 
     started = time.perf_counter()
-    study = Study(workspace, config, progress)
+    study = Study(workspace, config, progress, executor)
     sweep = study.run_sweep()
     methods = study.run_methods()
     alpha = study.run_alpha()
@@ -411,7 +470,7 @@ def run_study(
     if verdicts is not None:
         split = study.split(config.sweep_group)
         thesis = {m: v for m, v in study.best.items() if m in THESIS_METHODS} or dict(list(study.best.items())[:2])
-        judge = Verdicts(workspace, split, verdicts, progress)
+        judge = Verdicts(workspace, split, verdicts, progress, executor)
         result.verdicts, result.neurips = judge.evaluate(study.best), judge.neurips
         result.interclass_confusion = interclass_confusion(workspace, methods=thesis)
         if workspace.model_config.scope == "head":

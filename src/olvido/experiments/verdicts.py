@@ -38,17 +38,23 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from olvido.data.forget import ForgetSplit, split_forget
 from olvido.data.protocol import FORGET_GROUPS
 from olvido.errors import OlvidoError
+from olvido.executor import LocalExecutor
 from olvido.experiments.workspace import Workspace
 from olvido.methods import THESIS_METHODS, config_for, get_method, unlearn
 from olvido.metrics import absolute_errors, f_score, forgetting, mean_absolute_error, utility
 from olvido.metrics.distances import mean_prediction_difference, prediction_wasserstein
 from olvido.metrics.epsilon import calibrated_forget_score, example_points, final_score, spread_ratio
-from olvido.metrics.mia import attack_features, likelihood_ratio_scores, population_attack, score_attack
+from olvido.metrics.mia import (
+    attack_features,
+    leave_one_out_attack,
+    likelihood_ratio_scores,
+    population_attack,
+    score_attack,
+)
 from olvido.storage import atomic_save_npz, stable_hash
 from olvido.training import ArrayDataset, FitConfig, fit, one_batch_loader
 
@@ -70,6 +76,7 @@ class VerdictConfig:
     relearn_tolerance: float = 1.05
     seed: int = 0
     protocols: tuple[str, ...] = PROTOCOLS  # for the methods' NeurIPS scores
+    ulira_shadows: int = 0  # U-LiRA: shadow originals, each unlearned by the method under test; 0 skips
     resamples: int = 2000  # bootstrap resamples of the forget examples for the score's intervals
 
     def __post_init__(self) -> None:
@@ -78,13 +85,23 @@ class VerdictConfig:
             raise OlvidoError(f"protocols {list(self.protocols)}: expected one or both of {', '.join(PROTOCOLS)}")
         if self.k and self.k < 3:
             raise OlvidoError(f"k {self.k}: expected 0 (no NeurIPS score) or at least 3 models per side")
+        if self.ulira_shadows and self.ulira_shadows < 4:
+            raise OlvidoError(f"ulira_shadows {self.ulira_shadows}: expected 0 (no U-LiRA) or at least 4")
 
 
 class Verdicts:
     def __init__(
-        self, workspace: Workspace, split: ForgetSplit, config: VerdictConfig = VerdictConfig(), progress: bool = True
+        self,
+        workspace: Workspace,
+        split: ForgetSplit,
+        config: VerdictConfig = VerdictConfig(),
+        progress: bool = True,
+        executor=None,
     ):
+        """``executor``: where the K-model sets and shadows are trained and unlearned (``olvido.executor``;
+        default: here, one after another)."""
         self.ws = workspace.with_ensemble(1)
+        self.executor = executor if executor is not None else LocalExecutor(progress)
         self.ws.progress = False  # one bar per verdict step below, not one per trained network
         self.split = split
         self.config = config
@@ -109,9 +126,6 @@ class Verdicts:
             return test[(ages >= low) & (ages <= high)]
         return test
 
-    def _steps(self, items, description: str):
-        return tqdm(items, desc=description, unit="model", leave=False, disable=not self.progress)
-
     def _predict(self, model: nn.Module, ids: np.ndarray) -> np.ndarray:
         return self.ws.predict(model, ids)
 
@@ -131,12 +145,13 @@ class Verdicts:
         """Shadow models, each trained on retain-train + a random half of (forget + non-members)."""
         pool = np.concatenate([self.split.forget, self.nonmembers])
         rng = np.random.default_rng([self.config.seed, 31])
-        models, membership = [], []
-        for index in self._steps(range(self.config.shadows), "LiRA shadow models"):
+        jobs, membership = [], []
+        for index in range(self.config.shadows):
             chosen = rng.random(len(pool)) < 0.5
             train_ids = np.concatenate([self.split.retain_train, pool[chosen]])
-            models.append(self.ws.train(train_ids, self.split.retain_val, seed=500 + index, role="shadow").model)
+            jobs.append(dict(train_ids=train_ids, val_ids=self.split.retain_val, seed=500 + index, role="shadow"))
             membership.append(chosen)
+        models = [trained.model for trained in self.ws.train_many(jobs, self.executor)]
         return models, pool, np.array(membership)
 
     def _lira(self, model: nn.Module) -> dict:
@@ -145,6 +160,69 @@ class Verdicts:
         scores = likelihood_ratio_scores(self._predict(model, pool), shadow_scores, membership)
         n_forget = len(self.split.forget)
         return score_attack(scores[:n_forget], scores[n_forget:])
+
+    # -- U-LiRA ----------------------------------------------------------------------------------------
+    @cached_property
+    def _ulira_shadows(self) -> tuple[list[nn.Module], np.ndarray, list[ForgetSplit]]:
+        """U-LiRA's shadow originals: shadow s trains on retain-train plus a random half H_s of the forget set
+        (with their augmented copies); H_s is then what it forgets. Returns the models, the membership
+        [S, n_forget] (True: in H_s) and each shadow's forget split (H_s against the same retain sets)."""
+        split, table = self.split, self.ws.prepared.manifest.table
+        rng = np.random.default_rng([self.config.seed, 47])
+        jobs, membership, halves = [], [], []
+        for shadow in range(self.config.ulira_shadows):
+            chosen = rng.random(len(split.forget)) < 0.5
+            half = split.forget[chosen]
+            copies = np.intersect1d(table.loc[table["source_id"].isin(half), "id"].to_numpy(), split.removed_copies)
+            train_ids = np.concatenate([split.retain_train, half, copies])
+            jobs.append(dict(train_ids=train_ids, val_ids=split.retain_val, seed=700 + shadow, role="ulira-shadow"))
+            membership.append(chosen)
+            halves.append(
+                ForgetSplit(
+                    f"{split.spec}/ulira:{self.config.seed}:{shadow}",
+                    half,
+                    split.retain_train,
+                    split.retain_val,
+                    split.test,
+                    copies,
+                )
+            )
+        models = [trained.model for trained in self.ws.train_many(jobs, self.executor)]
+        return models, np.array(membership), halves
+
+    def _ulira_predictions(self, name: str, value) -> np.ndarray:
+        """[S, n_forget] forget-set predictions of the S shadows after unlearning their halves with ``name``
+        (O: the shadow originals as they are; the sanity row: S models retrained without the forget set)."""
+        models, _, halves = self._ulira_shadows
+        ws, forget = self.ws, self.split.forget
+        if name == ORIGINAL:
+            return np.stack([ws.predict(model, forget) for model in models])
+        if name == RETRAINED_OTHER_SEED:
+            jobs = [ws.retrained_job(self.split, 700 + shadow) for shadow in range(len(models))]
+            return np.stack([ws.predict(t.model, forget) for t in ws.train_many(jobs, self.executor)])
+        paths = [self._k_path(name, value, f"U-LiRA {self.config.seed}", shadow) for shadow in range(len(models))]
+        missing = [shadow for shadow, path in enumerate(paths) if not path.exists()]
+        if missing:
+            states = {shadow: models[shadow].state_dict() for shadow in missing}
+            items = [(name, value, shadow, shadow) for shadow in missing]
+            shared = (ws.for_workers(), forget, {shadow: halves[shadow] for shadow in missing}, states)
+            done = self.executor.map(_ulira_job, items, shared=shared, description=f"U-LiRA shadows: {name}")
+            for shadow, predictions in zip(missing, done):
+                atomic_save_npz(paths[shadow], forget_pred=predictions)
+        runs = []
+        for path in paths:
+            with np.load(path) as stored:
+                runs.append(stored["forget_pred"])
+        return np.stack(runs)
+
+    def ulira(self, name: str, value=None) -> dict:
+        """U-LiRA (Hayes et al.) for ``name``: per forget example, Gaussians of its prediction under the
+        shadows that trained on it and then forgot it, and under those that never trained on it; each shadow
+        in turn is the target, scored by the likelihood ratio from the others (leave-one-out). AUC and TPR
+        at 1% FPR over every (target, example) pair: 0.5 is a perfect forget."""
+        _, membership, _ = self._ulira_shadows
+        attack = leave_one_out_attack(self._ulira_predictions(name, value), membership)
+        return {"ulira_auc": attack["auc"], "ulira_tpr_at_1pct_fpr": attack["tpr_at_0.01_fpr"]}
 
     # -- single-model measures ------------------------------------------------------------------------
     def _relearn_epochs(self, model: nn.Module, target_mae: float) -> float | None:
@@ -239,19 +317,7 @@ class Verdicts:
         return row
 
     # -- the NeurIPS score ----------------------------------------------------------------------------
-    def _model_predictions(self, model: nn.Module) -> dict[str, np.ndarray]:
-        """What the score needs of one of the K models: forget predictions, retain and test MAE."""
-        split = self.split
-        retain = np.concatenate([split.retain_train, split.retain_val])
-        return {
-            "forget_pred": self._predict(model, split.forget),
-            "retain_mae": np.float64(mean_absolute_error(self.ws.ages(retain), self._predict(model, retain))),
-            "test_mae": np.float64(mean_absolute_error(self.ws.ages(split.test), self._predict(model, split.test))),
-        }
-
-    def _k_run(self, name: str, value, protocol: str, seed: int) -> dict[str, np.ndarray]:
-        """One of the K models of a row, as predictions, from the cache or computed now (and stored): its
-        unlearning runs cost minutes, and a rerun must not repeat them."""
+    def _k_path(self, name: str, value, protocol: str, seed: int) -> Path:
         ws = self.ws
         unlearn_config = None
         if name not in (ORIGINAL, RETRAINED_OTHER_SEED):
@@ -267,24 +333,35 @@ class Verdicts:
                 "unlearn": unlearn_config,
             }
         )
-        path = Path(ws.cache) / "verdicts" / f"{key}.npz"
-        if path.exists():
-            with np.load(path) as stored:
-                return dict(stored)
-        if name == ORIGINAL:
-            model = self.original(seed)
-        elif name == RETRAINED_OTHER_SEED:
-            model = self.retrained(seed)
-        else:
-            original = self.original(0 if protocol == ONE_ORIGINAL else seed)
-            model = self._unlearned(original, name, value, seed)[0]
-        predictions = self._model_predictions(model)
-        atomic_save_npz(path, **predictions)
-        return predictions
+        return Path(ws.cache) / "verdicts" / f"{key}.npz"
 
     def _k_runs(self, name: str, value, protocol: str, seeds: range) -> list[dict[str, np.ndarray]]:
-        steps = self._steps(seeds, f"K models: {name} ({protocol})")
-        return [self._k_run(name, value, protocol, seed) for seed in steps]
+        """The K models of a row, as predictions (``model_predictions``): from the cache, or computed now
+        through the executor and stored here as they come back; their unlearning runs cost minutes, and a
+        rerun must not repeat them."""
+        paths = {seed: self._k_path(name, value, protocol, seed) for seed in seeds}
+        missing = [seed for seed in seeds if not paths[seed].exists()]
+        if missing:
+            for seed, predictions in zip(missing, self._compute_k_runs(name, value, protocol, missing)):
+                atomic_save_npz(paths[seed], **predictions)
+        runs = []
+        for seed in seeds:
+            with np.load(paths[seed]) as stored:
+                runs.append(dict(stored))
+        return runs
+
+    def _compute_k_runs(self, name: str, value, protocol: str, seeds: list[int]) -> list[dict[str, np.ndarray]]:
+        ws, split = self.ws, self.split
+        if name in (ORIGINAL, RETRAINED_OTHER_SEED):  # trained models: the training is the work
+            jobs = [ws.original_job(s) if name == ORIGINAL else ws.retrained_job(split, s) for s in seeds]
+            return [model_predictions(ws, split, trained.model) for trained in ws.train_many(jobs, self.executor)]
+        sources = [0 if protocol == ONE_ORIGINAL else seed for seed in seeds]
+        unique = sorted(set(sources))
+        originals = ws.train_many([ws.original_job(s) for s in unique], self.executor)
+        states = {s: trained.model.state_dict() for s, trained in zip(unique, originals)}
+        items = [(name, value, seed, source) for seed, source in zip(seeds, sources)]
+        shared = (ws.for_workers(), split, states)
+        return self.executor.map(_k_run_job, items, shared=shared, description=f"K models: {name} ({protocol})")
 
     def _scores(self, runs: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
         """Per scalar, the [K, n] scores of the forget examples: the prediction and -|error|."""
@@ -362,6 +439,8 @@ class Verdicts:
             _ = self._calibration_points
         if self.config.shadows:
             _ = self._shadow_runs
+        if self.config.ulira_shadows:
+            _ = self._ulira_shadows
         return time.perf_counter() - started
 
     def evaluate(self, methods: dict[str, object], with_original: bool = True, with_sanity: bool = True) -> list[dict]:
@@ -390,6 +469,8 @@ class Verdicts:
                 "seconds": round(seconds, 3),
                 **self.measure(model, reference, original_model),
             }
+            if self.config.ulira_shadows:
+                row.update(self.ulira(name, value))
             if self.config.k:
                 neurips, note = self._neurips_rows(name, value)
                 self.neurips += neurips
@@ -401,6 +482,36 @@ class Verdicts:
             row["reference_seconds"] = round(reference_seconds, 1)
             row["total_seconds"] = round(reference_seconds + time.perf_counter() - started, 1)
         return rows
+
+
+def model_predictions(workspace: Workspace, split: ForgetSplit, model: nn.Module) -> dict[str, np.ndarray]:
+    """What the NeurIPS score needs of one of the K models: forget predictions, retain and test MAE."""
+    retain = np.concatenate([split.retain_train, split.retain_val])
+    return {
+        "forget_pred": workspace.predict(model, split.forget),
+        "retain_mae": np.float64(mean_absolute_error(workspace.ages(retain), workspace.predict(model, retain))),
+        "test_mae": np.float64(mean_absolute_error(workspace.ages(split.test), workspace.predict(model, split.test))),
+    }
+
+
+def _k_run_job(shared, item) -> dict[str, np.ndarray]:
+    """An executor job: unlearn one original (its weights sent with the job) and predict."""
+    workspace, split, originals = shared
+    name, value, seed, source = item
+    original = workspace.new_model(seed=0)
+    original.load_state_dict(originals[source])
+    model = workspace.unlearn(name, original.eval(), split, value, seed).model
+    return model_predictions(workspace, split, model)
+
+
+def _ulira_job(shared, item) -> np.ndarray:
+    """An executor job: one U-LiRA shadow unlearns its half of the forget set; its forget-set predictions."""
+    workspace, forget, halves, originals = shared
+    name, value, seed, shadow = item
+    original = workspace.new_model(seed=0)
+    original.load_state_dict(originals[shadow])
+    model = workspace.unlearn(name, original.eval(), halves[shadow], value, seed).model
+    return workspace.predict(model, forget)  # the whole forget set, in its order (membership is aligned to it)
 
 
 def interclass_confusion(

@@ -221,33 +221,40 @@ class Workspace:
     def _model_path(self, key: str) -> Path:
         return self.cache / "models" / f"{key}.pt"
 
-    def train(
+    def _training(
         self,
         train_ids: np.ndarray,
         val_ids: np.ndarray,
         seed: int,
         forget: ForgetSplit | None = None,
-        role: str = "original",
         relabel: dict[int, float] | None = None,
-    ) -> TrainedModel:
-        """Train (or load) an ensemble on ``train_ids``, early-stopped on ``val_ids``.
-
-        ``relabel`` replaces the training label of some ids (the interclass-confusion test)."""
-        fit_config = replace(self.fit_config, device=self.device, progress=self.progress)
+    ) -> tuple[dict, Path]:
+        """A training's identity (everything its result depends on) and the cache path it is stored at."""
         identity = {
             "kind": "age-model",
             "manifest": self.prepared.manifest.hash,
             "architecture": self.architecture,
             "forget": None if forget is None else forget.key,
-            "fit": fit_config.to_dict(),
+            "fit": replace(self.fit_config, device=self.device, progress=self.progress).to_dict(),
             "seed": seed,
             "data": stable_hash([np.sort(train_ids).tolist(), np.sort(val_ids).tolist()]),
         }
         if relabel:
             identity["relabel"] = stable_hash(sorted((int(k), float(v)) for k, v in relabel.items()))
-        path = self._model_path(stable_hash(identity))
-        if path.exists():
-            return self.load(path, identity)
+        return identity, self._model_path(stable_hash(identity))
+
+    def fit_ensemble(
+        self,
+        train_ids: np.ndarray,
+        val_ids: np.ndarray,
+        seed: int,
+        role: str = "original",
+        relabel: dict[int, float] | None = None,
+        log_path: Path | None = None,
+    ) -> tuple[Ensemble, list[dict]]:
+        """Train an ensemble on ``train_ids``, early-stopped on ``val_ids``, and its members' reports;
+        writes nothing but the optional log (workers of an executor call this, the driver stores)."""
+        fit_config = replace(self.fit_config, device=self.device, progress=self.progress)
         targets = None
         if relabel:
             targets = np.array(
@@ -255,7 +262,6 @@ class Workspace:
             )
         train, val = self.dataset(train_ids, targets), self.dataset(val_ids)
         members, reports = [], []
-        log_path = path.with_suffix(".log.jsonl")
         for m in range(self.model_config.ensemble):
             member = self.new_member(member_seed(seed, m))
             config = replace(fit_config, seed=member_seed(seed, m))
@@ -269,18 +275,76 @@ class Workspace:
                     "epochs": len(result.history),
                 }
             )
-        model = Ensemble(members)
+        return Ensemble(members), reports
+
+    def _store(self, path: Path, identity: dict, model: nn.Module, reports: list[dict], job: dict) -> TrainedModel:
+        forget = job.get("forget")
         meta = {
             **identity,
-            "role": role,
+            "role": job.get("role", "original"),
             "forget_spec": None if forget is None else forget.spec,
             "members": reports,
             "seconds": round(sum(r["seconds"] for r in reports), 2),
-            "train_size": len(train_ids),
-            "val_size": len(val_ids),
+            "train_size": len(job["train_ids"]),
+            "val_size": len(job["val_ids"]),
         }
         save_checkpoint(path, model.state_dict(), meta)
         return TrainedModel(model.eval(), meta, path, from_cache=False)
+
+    def train(
+        self,
+        train_ids: np.ndarray,
+        val_ids: np.ndarray,
+        seed: int,
+        forget: ForgetSplit | None = None,
+        role: str = "original",
+        relabel: dict[int, float] | None = None,
+    ) -> TrainedModel:
+        """Train (or load) an ensemble on ``train_ids``, early-stopped on ``val_ids``.
+
+        ``relabel`` replaces the training label of some ids (the interclass-confusion test)."""
+        identity, path = self._training(train_ids, val_ids, seed, forget, relabel)
+        if path.exists():
+            return self.load(path, identity)
+        model, reports = self.fit_ensemble(train_ids, val_ids, seed, role, relabel, path.with_suffix(".log.jsonl"))
+        job = dict(train_ids=train_ids, val_ids=val_ids, forget=forget, role=role)
+        return self._store(path, identity, model, reports, job)
+
+    def train_many(self, jobs: list[dict], executor=None) -> list[TrainedModel]:
+        """``train(**job)`` for each job; those not in the cache are trained through ``executor`` (None:
+        here, one after another) and stored here, by the driver, as they come back."""
+        missing = []
+        for job in jobs:
+            identity, path = self._training(
+                job["train_ids"], job["val_ids"], job["seed"], job.get("forget"), job.get("relabel")
+            )
+            if not path.exists() and all(path != other for _, other, _ in missing):
+                missing.append((identity, path, job))
+        if executor is not None and len(missing) > 1:
+            self.materialise()
+            fitted = executor.map(
+                _fit_job,
+                [{k: v for k, v in job.items() if k != "forget"} for _, _, job in missing],
+                shared=self.for_workers(),
+                description="training",
+            )
+            for (identity, path, job), (state, reports) in zip(missing, fitted):
+                model = self.new_model(seed=0)
+                model.load_state_dict(state)
+                self._store(path, identity, model, reports, job)
+        return [self.train(**job) for job in jobs]
+
+    def materialise(self) -> None:
+        """Build what workers must not build themselves (the backbone, the cached inputs): they would
+        write the cache."""
+        _ = self.parts, self.inputs
+
+    def for_workers(self) -> "Workspace":
+        """A copy to send to executor workers: everything they need is materialised, no progress bars."""
+        self.materialise()
+        other = copy.copy(self)
+        other.progress = False
+        return other
 
     def load(self, path: str | os.PathLike, expect: dict | None = None) -> TrainedModel:
         """Load a model checkpoint made by this workspace's recipe; any other manifest or architecture fails."""
@@ -290,13 +354,22 @@ class Workspace:
         model.load_state_dict(state)
         return TrainedModel(model.eval(), meta, Path(path), from_cache=True)
 
+    def original_job(self, seed: int = 0) -> dict:
+        """M_O's training (``train`` arguments): the train split (originals + augmented copies), early-stopped
+        on val."""
+        return dict(train_ids=self.split_ids("train"), val_ids=self.split_ids("val"), seed=seed, role="original")
+
+    def retrained_job(self, forget: ForgetSplit, seed: int = 0) -> dict:
+        """M_R's training: from the same starting point on retain-train only, early-stopped on retain-val."""
+        return dict(
+            train_ids=forget.retain_train, val_ids=forget.retain_val, seed=seed, forget=forget, role="retrained"
+        )
+
     def original(self, seed: int = 0) -> TrainedModel:
-        """M_O: trained on the train split (originals + augmented copies), early-stopped on val."""
-        return self.train(self.split_ids("train"), self.split_ids("val"), seed, role="original")
+        return self.train(**self.original_job(seed))
 
     def retrained(self, forget: ForgetSplit, seed: int = 0) -> TrainedModel:
-        """M_R: trained from the same starting point on retain-train only, early-stopped on retain-val."""
-        return self.train(forget.retain_train, forget.retain_val, seed, forget=forget, role="retrained")
+        return self.train(**self.retrained_job(forget, seed))
 
     # -- unlearning ------------------------------------------------------------------------------
     @property
@@ -344,3 +417,11 @@ class Workspace:
             for j, (low, high) in enumerate(FORGET_GROUPS)
         }
         return {"test_mae": float(errors.mean()), "test_mae_by_group": per_group, "test_size": len(test)}
+
+
+def _fit_job(workspace: Workspace, job: dict) -> tuple[dict, list[dict]]:
+    """An executor job: one ensemble's weights and reports (``Workspace.train_many``)."""
+    model, reports = workspace.fit_ensemble(
+        job["train_ids"], job["val_ids"], job["seed"], job.get("role", "original"), job.get("relabel")
+    )
+    return model.state_dict(), reports

@@ -2,7 +2,13 @@
 
 from olvido.metrics.distances import mean_prediction_difference, prediction_wasserstein
 from olvido.metrics.epsilon import final_score, forget_score
-from olvido.metrics.mia import attack_features, likelihood_ratio_scores, population_attack, score_attack
+from olvido.metrics.mia import (
+    attack_features,
+    leave_one_out_attack,
+    likelihood_ratio_scores,
+    population_attack,
+    score_attack,
+)
 from olvido.metrics.thesis import (
     absolute_errors,
     f_score,
@@ -20,6 +26,7 @@ __all__ = [
     "forget_score",
     "forgetting",
     "forgetting_per_sample",
+    "leave_one_out_attack",
     "likelihood_ratio_scores",
     "mean_absolute_error",
     "mean_prediction_difference",

@@ -119,3 +119,27 @@ def score_attack(member_scores: np.ndarray, nonmember_scores: np.ndarray, fpr: f
         "n_members": len(member_scores),
         "n_nonmembers": len(nonmember_scores),
     }
+
+
+def leave_one_out_attack(scores: np.ndarray, membership: np.ndarray, fpr: float = 0.01) -> dict:
+    """LiRA evaluated by leave-one-out over shadow models (U-LiRA's evaluation when the shadows were unlearned):
+    each model in turn is the target; every example is scored by ``likelihood_ratio_scores`` from the other
+    models' Gaussians, and the pooled (target, example) scores give AUC and TPR at ``fpr``.
+
+    ``scores``: [S, n], each model's score of each example; ``membership``: bool [S, n], True where the model
+    trained on the example (for U-LiRA: trained on it and then forgot it). 0.5 AUC: members and non-members
+    are indistinguishable."""
+    scores, membership = np.asarray(scores, dtype=np.float64), np.asarray(membership, dtype=bool)
+    if scores.ndim != 2 or scores.shape != membership.shape:
+        raise ValueError(
+            f"expected scores and membership of one [S, n] shape, got {scores.shape} and {membership.shape}"
+        )
+    if len(scores) < 3:
+        raise ValueError(f"expected at least 3 shadow models, got {len(scores)}")
+    members, nonmembers = [], []
+    for target in range(len(scores)):
+        others = np.arange(len(scores)) != target
+        ratio = likelihood_ratio_scores(scores[target], scores[others], membership[others])
+        members.append(ratio[membership[target]])
+        nonmembers.append(ratio[~membership[target]])
+    return score_attack(np.concatenate(members), np.concatenate(nonmembers), fpr)

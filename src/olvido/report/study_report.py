@@ -405,6 +405,8 @@ VERDICT_COLUMNS = [
     ("mia_svc_acc_retrained", "MIA-SVC acc (R)"),
     ("lira_auc", "LiRA AUC"),
     ("lira_auc_retrained", "LiRA AUC (R)"),
+    ("ulira_auc", "U-LiRA AUC"),
+    ("ulira_tpr_at_1pct_fpr", "U-LiRA TPR@1%"),
     ("wasserstein", "W1 to R"),
     ("mean_prediction_difference", "|pred - R|"),
     ("relearn_epochs", "relearn ep"),
