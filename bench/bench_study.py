@@ -12,7 +12,6 @@ is really trained and every cell computed inside the timings.
 from __future__ import annotations
 
 import argparse
-import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -25,9 +24,7 @@ from olvido.methods import THESIS_METHODS
 from olvido.pipeline import RunConfig, run_all, workspace_for
 from olvido.report.study_report import leaderboard
 
-from common import write_section
-
-WARM_FOLDERS = ("images", "manifests", "backbones", "features")
+from common import copy_warm_cache, write_section
 
 
 def criteria(result) -> list[str]:
@@ -75,9 +72,7 @@ def main() -> None:
     args = parser.parse_args()
     cache = Path(args.cache or tempfile.mkdtemp(prefix="olvido-bench-study-"))
     if args.warm_cache:
-        for folder in WARM_FOLDERS:
-            if (Path(args.warm_cache) / folder).exists():
-                shutil.copytree(Path(args.warm_cache) / folder, cache / folder, dirs_exist_ok=True)
+        copy_warm_cache(args.warm_cache, cache)
     started = time.perf_counter()
     data = None if args.data == "synthetic" else args.data
     prepared = prepare_dataset(data, ProtocolConfig(), cache=cache, progress=False)
