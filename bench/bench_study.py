@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -69,6 +70,12 @@ def main() -> None:
     parser.add_argument("--out", required=True)
     parser.add_argument("--warm-cache", default=None, help="copy backbone, images and features from this cache")
     parser.add_argument("--cache", default=None, help="cache to use (default: a fresh temporary folder)")
+    parser.add_argument(
+        "--executor",
+        default="local",
+        choices=("local", "ray"),
+        help="executor of the report run's verdicts (the timed experiments always run here, one cell at a time)",
+    )
     args = parser.parse_args()
     cache = Path(args.cache or tempfile.mkdtemp(prefix="olvido-bench-study-"))
     if args.warm_cache:
@@ -89,7 +96,7 @@ def main() -> None:
         study.run_methods()
         timings[scope] = {"sweep": swept - began, "methods": time.perf_counter() - swept}
     began = time.perf_counter()
-    run = run_all(prepared, config, args.out, args.data, cache=cache, progress=False)
+    run = run_all(prepared, replace(config, executor=args.executor), args.out, args.data, cache=cache, progress=False)
     report_minutes = (time.perf_counter() - began) / 60
     total = time.perf_counter() - started
     parts = []
@@ -132,7 +139,8 @@ both experiments, as each needs them).
         f"Unlearning methods on {'UTKFace' if data else 'synthetic faces'}, {args.scopes} (issues 8-9)",
         body,
         f"bench/bench_study.py --data {args.data} --scopes {args.scopes} --out {args.out}"
-        + (" --warm-cache CACHE" if args.warm_cache else ""),
+        + (" --warm-cache CACHE" if args.warm_cache else "")
+        + (f" --executor {args.executor}" if args.executor != "local" else ""),
     )
     print(body)
 

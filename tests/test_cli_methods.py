@@ -3,7 +3,7 @@
 import json
 from pathlib import Path
 
-from olvido.cli import main
+from olvido.cli import _run_config, build_parser, main
 from olvido.methods import get_method, list_methods
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
@@ -36,3 +36,18 @@ def test_study_options_naming_unknown_or_absent_methods_fail_in_one_line(tmp_pat
     assert "'teleport': expected one of" in capsys.readouterr().err
     assert main([*base, "--methods", "ct"]) == 2
     assert "do not support the head scope" in capsys.readouterr().err
+
+
+def test_memorising_shadows_set_skip_or_reject_the_memorising_regime(tmp_path, capsys):
+    parser = build_parser()
+
+    def regime(*flags: str, preset: str = "thesis"):
+        args = parser.parse_args(["run", "--preset", preset, "--scopes", "head,last", *flags])
+        return dict(_run_config(args, ("head", "last")).memorising_by_scope)
+
+    assert regime()["last"].ulira_shadows == 8 and "head" not in regime()
+    assert regime("--memorising-shadows", "12")["last"].ulira_shadows == 12
+    assert regime("--memorising-shadows", "6", preset="quick")["last"].ulira_shadows == 6
+    assert regime("--memorising-shadows", "0") == {} and regime("--no-verdicts") == {}
+    assert main(["--cache", str(tmp_path), "run", "--memorising-shadows", "3", "--data", "synthetic:1500"]) == 2
+    assert "ulira_shadows 3: expected 0 (no U-LiRA) or at least 6" in capsys.readouterr().err

@@ -39,6 +39,7 @@ def test_local_executor_maps_in_order_with_the_shared_input():
     with LocalExecutor(progress=False) as executor:
         assert executor.map(_offset, [3, 1, 2], shared=10) == [13, 11, 12]
         assert executor.map(_offset, [], shared=10) == []
+        assert list(executor.imap(_offset, [3, 1], shared=10)) == [(0, 13), (1, 11)]
 
 
 def test_unknown_executors_and_stray_addresses_are_one_line_errors():
@@ -56,6 +57,8 @@ def test_ray_gives_the_same_weights_as_the_local_executor():
     local = get_executor("local", progress=False, threads=1).map(_train, seeds, shared=problem)
     with get_executor("ray", cpus=2, progress=False) as executor:
         remote = executor.map(_train, seeds, shared=problem)
+        finished = dict(executor.imap(_offset, [3, 1, 2], shared=10))  # in the order the tasks finish
+    assert finished == {0: 13, 1: 11, 2: 12}
     assert not ray.is_initialized()  # the executor started its own Ray and shut it down
     for mine, theirs in zip(local, remote):
         assert mine.keys() == theirs.keys()

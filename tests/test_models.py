@@ -1,3 +1,5 @@
+import pickle
+
 import numpy as np
 import pytest
 import torch
@@ -5,6 +7,7 @@ import torch
 from olvido.checkpoint import load_checkpoint, save_checkpoint
 from olvido.data import parse_forget
 from olvido.errors import OlvidoError
+from olvido.executor import LocalExecutor
 from olvido.experiments import workspace as workspace_module
 from olvido.experiments.workspace import ModelConfig, Workspace
 from olvido.models.backbones import build_backbone, split_for_scope
@@ -83,6 +86,48 @@ def test_cache_hit_trains_nothing(workspace, monkeypatch):
     assert again.from_cache and again.path == first.path
     ids = workspace.split_ids("test")
     np.testing.assert_array_equal(workspace.predict(again.model, ids), workspace.predict(first.model, ids))
+
+
+class _KilledAfterOneJob(LocalExecutor):
+    """An executor whose run is killed once its first job has come back."""
+
+    def __init__(self):
+        super().__init__(progress=False)
+        self.submitted = []
+
+    def imap(self, function, items, shared=None, description="jobs"):
+        items = list(items)
+        self.submitted.append(len(items))
+        for pair in super().imap(function, items, shared, description):
+            yield pair
+            raise KeyboardInterrupt
+
+
+@needs_weights
+def test_a_killed_batch_of_trainings_keeps_what_came_back(workspace, monkeypatch):
+    jobs = [workspace.original_job(seed) for seed in (40, 41, 42)]
+    paths = [workspace._training(j["train_ids"], j["val_ids"], j["seed"])[1] for j in jobs]
+    killed = _KilledAfterOneJob()
+    with pytest.raises(KeyboardInterrupt):
+        workspace.ensure_trained(jobs, killed)
+    assert [path.exists() for path in paths] == [True, False, False]
+    resumed = _KilledAfterOneJob()
+    with pytest.raises(KeyboardInterrupt):
+        workspace.ensure_trained(jobs, resumed)
+    assert resumed.submitted == [2] and sum(path.exists() for path in paths) == 2  # the stored one not again
+
+
+@needs_weights
+def test_a_workspace_sent_to_workers_carries_its_inputs_as_numpy(workspace):
+    sent = workspace.for_workers()
+    state = sent.__getstate__()
+    assert isinstance(state["inputs"], np.ndarray)  # what Ray's object store shares without a copy
+    arrived = pickle.loads(pickle.dumps(sent))
+    assert isinstance(arrived.inputs, torch.Tensor) and torch.equal(arrived.inputs, workspace.inputs)
+    assert not arrived.progress
+    ids = workspace.split_ids("test")[:50]
+    model = workspace.new_model(seed=3)
+    np.testing.assert_array_equal(arrived.predict(model, ids), workspace.predict(model, ids))
 
 
 @needs_weights

@@ -16,11 +16,14 @@ from olvido.experiments.study import (
     StudyConfig,
     canonical_value,
     comparable_methods,
+    memorising_verdicts,
     run_study,
 )
+from olvido.experiments.verdicts import RETRAINED_OTHER_SEED, VerdictConfig
 from olvido.experiments.workspace import ModelConfig, Workspace
 from olvido.metrics import forgetting
 from olvido.report.study_report import leaderboard, write_report
+from olvido.training import FitConfig
 
 from helpers import FAST_FIT, needs_weights
 
@@ -99,8 +102,15 @@ def test_cell_metrics_match_the_stored_predictions(tiny_workspace):
 
 @needs_weights
 def test_report_builds_from_a_tiny_run(tiny_workspace, tmp_path):
-    result = run_study(tiny_workspace, TINY, progress=False)
+    memorising = VerdictConfig(k=0, shadows=0, ulira_shadows=6, relearn_max_epochs=5)
+    memorising_fit = FitConfig(epochs=12, batch_size=128, lr=2e-3, patience=None)  # no early stopping
+    result = run_study(tiny_workspace, TINY, False, memorising=memorising, memorising_fit=memorising_fit)
     assert set(result.best) == {"finetune", "random_labels"}
+    models = [row["model"] for row in result.memorising]
+    assert models == [ORIGINAL, "finetune", "random_labels", RETRAINED_OTHER_SEED]
+    assert all(0 <= row["ulira_auc"] <= 1 for row in result.memorising)
+    summary = result.memorising_summary
+    assert summary["fit"]["patience"] is None and summary["original_train_mae"] < summary["original_test_mae"]
     index = write_report([result], tmp_path / "report", {"command": "test", "date": "today"})
     text = index.read_text()
     for heading in (
@@ -110,6 +120,7 @@ def test_report_builds_from_a_tiny_run(tiny_workspace, tmp_path):
         "Table 8",
         "Wall time",
         "What the numbers say",
+        "Verdicts where models memorise",
         "FT",
         "RND",
     ):
@@ -130,6 +141,8 @@ def test_report_builds_from_a_tiny_run(tiny_workspace, tmp_path):
     runs = pd.read_csv(tmp_path / "report" / "runs.csv")
     assert {"utility", "forgetting", "F", "wasserstein", "prediction_gap", "seconds", "time_ratio"} <= set(runs.columns)
     assert set(runs["experiment"]) == {"sweep", "methods"}
+    verdicts = pd.read_csv(tmp_path / "report" / "verdicts.csv")
+    assert set(verdicts["regime"]) == {"memorising"} and len(verdicts) == 4
     assert set(runs.loc[runs["experiment"] == "methods", "group"]) == {0, 4}
     board = pd.read_csv(tmp_path / "report" / "leaderboard.csv")
     assert list(board["F"]) == sorted(board["F"], reverse=True)
@@ -158,6 +171,12 @@ def test_wall_time_counts_each_cell_once(tiny_workspace):
     from olvido.experiments.study import unique_cells
 
     assert len(unique_cells(shared)) == len(TINY.seeds)  # ... but one cell each
+
+
+def test_the_memorising_regime_needs_a_recipe_for_its_scope(tiny_workspace):
+    split = Study(tiny_workspace, TINY, progress=False).split(0)
+    with pytest.raises(OlvidoError, match="memorising regime: no recipe for scope 'head'"):
+        memorising_verdicts(tiny_workspace, split, {"finetune": 1}, VerdictConfig(k=0, shadows=0, ulira_shadows=6))
 
 
 def test_knob_values_have_one_canonical_form():

@@ -208,16 +208,18 @@ def test_k_models_and_trainings_are_the_same_under_ray_as_here(workspace):
     here = Verdicts(workspace, split, VerdictConfig(k=3, shadows=0), executor=get_executor("local", threads=1))
     jobs = [here.ws.retrained_job(split, seed) for seed in (7, 8)]
     trained_here = here.executor.map(_fit_job, [dict(job, forget=None) for job in jobs], shared=here.ws.for_workers())
-    runs_here = here._compute_k_runs("finetune", 2, "K originals", [0, 1])
+    runs_here = dict(here._compute_k_runs("finetune", 2, "K originals", [0, 1]))
     with get_executor("ray", cpus=2, progress=False) as executor:
         there = Verdicts(workspace, split, VerdictConfig(k=3, shadows=0), executor=executor)
         trained_there = executor.map(_fit_job, [dict(job, forget=None) for job in jobs], shared=there.ws.for_workers())
-        runs_there = there._compute_k_runs("finetune", 2, "K originals", [0, 1])
+        runs_there = dict(there._compute_k_runs("finetune", 2, "K originals", [0, 1]))  # in finishing order
     assert not ray.is_initialized()
     for (state_here, reports_here), (state_there, reports_there) in zip(trained_here, trained_there):
         assert all(torch.equal(state_here[name], state_there[name]) for name in state_here)
         assert [r["best_epoch"] for r in reports_here] == [r["best_epoch"] for r in reports_there]
-    for mine, theirs in zip(runs_here, runs_there):
+    assert runs_here.keys() == runs_there.keys() == {0, 1}
+    for seed, mine in runs_here.items():
+        theirs = runs_there[seed]
         assert mine.keys() == theirs.keys() and all(np.array_equal(mine[k], theirs[k]) for k in mine)
     assert not np.array_equal(runs_here[0]["forget_pred"], runs_here[1]["forget_pred"])
 

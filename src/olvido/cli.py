@@ -340,8 +340,15 @@ def _run_config(args: argparse.Namespace, scopes: tuple[str, ...]):
     )
     ensemble_by_scope = () if args.ensemble else config.ensemble_by_scope
     verdicts, verdicts_by_scope = config.verdicts, config.verdicts_by_scope
+    memorising_by_scope = config.memorising_by_scope
+    if getattr(args, "memorising_shadows", None) is not None:
+        memorising_by_scope = tuple(
+            (scope, replace(verdict, ulira_shadows=args.memorising_shadows))
+            for scope, verdict in memorising_by_scope or (("last", VerdictConfig(k=0, shadows=0)),)
+            if args.memorising_shadows
+        )
     if getattr(args, "no_verdicts", False):
-        verdicts, verdicts_by_scope = None, ()
+        verdicts, verdicts_by_scope, memorising_by_scope = None, (), ()
     elif getattr(args, "verdict_k", None) is not None or getattr(args, "shadows", None) is not None:
         base = config.verdicts or VerdictConfig()
         verdicts = replace(
@@ -357,6 +364,7 @@ def _run_config(args: argparse.Namespace, scopes: tuple[str, ...]):
         ensemble_by_scope=ensemble_by_scope,
         verdicts=verdicts,
         verdicts_by_scope=verdicts_by_scope,
+        memorising_by_scope=memorising_by_scope,
         pretrain=_pretrain_config(args, config.pretrain),
         executor=getattr(args, "executor", "local"),
         ray_address=getattr(args, "ray_address", None),
@@ -656,6 +664,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=_non_negative_int,
         default=None,
         help="LiRA shadow models in the report (default 16; quick preset and the last/all scopes 0)",
+    )
+    run.add_argument(
+        "--memorising-shadows",
+        type=_non_negative_int,
+        default=None,
+        help="U-LiRA shadow originals of the memorising regime in the last scope, where models train 30 epochs "
+        "without early stopping and memorise their faces (default 8 in the thesis preset; 0 skips the regime)",
     )
     run.add_argument(
         "--no-verdicts", action="store_true", help="skip the verdicts (MIA, epsilon score, ...) in the report"

@@ -1,7 +1,8 @@
 """One executor for many-model work (K-model sets, shadows, study cells, trials, shards): local or Ray.
 
 A job is ``function(shared, item)``: ``shared`` is what every job reads (a dataset, a workspace), sent once;
-``item`` is the job's own input (a seed, a cell). ``map`` returns the results in the order of the items.
+``item`` is the job's own input (a seed, a cell). ``map`` returns the results in the order of the items;
+``imap`` yields ``(index, result)`` as each job finishes, so the caller can store it at once.
 Functions must be importable module-level functions and must not write the cache: workers return what
 they computed (trained weights, predictions) and the caller, on the driver, alone writes it (atomic
 writes, keyed by hash), so a cluster needs no shared disk and a killed run resumes with nothing computed
@@ -25,6 +26,12 @@ from olvido.errors import OlvidoError
 EXECUTORS = ("local", "ray")
 
 
+def _in_order(pairs) -> list:
+    """The results of ``imap``'s ``(index, result)`` pairs, in the order of the items."""
+    done = dict(pairs)
+    return [done[index] for index in range(len(done))]
+
+
 class LocalExecutor:
     """``threads``: torch threads per job (None: this process's setting). Ray tasks run with one thread, and
     floating-point sums split over another number of threads round differently, so ``threads=1`` gives
@@ -37,16 +44,23 @@ class LocalExecutor:
         self.threads = threads
 
     def map(self, function: Callable[[Any, Any], Any], items: Iterable, shared: Any = None, description: str = "jobs"):
+        return _in_order(self.imap(function, items, shared, description))
+
+    def imap(self, function: Callable[[Any, Any], Any], items: Iterable, shared: Any = None, description: str = "jobs"):
+        """``(index, result)`` pairs as jobs finish (here: in order), so a caller can store each at once."""
         items = list(items)
         bar = tqdm(items, desc=description, unit="job", leave=False, disable=not self.progress or len(items) < 2)
         if self.threads is None:
-            return [function(shared, item) for item in bar]
+            for index, item in enumerate(bar):
+                yield index, function(shared, item)
+            return
         import torch
 
         before = torch.get_num_threads()
         torch.set_num_threads(self.threads)
         try:
-            return [function(shared, item) for item in bar]
+            for index, item in enumerate(bar):
+                yield index, function(shared, item)
         finally:
             torch.set_num_threads(before)
 
@@ -91,17 +105,23 @@ class RayExecutor:
         self._task = ray.remote(num_cpus=1)(_one_thread)
 
     def map(self, function: Callable[[Any, Any], Any], items: Iterable, shared: Any = None, description: str = "jobs"):
+        return _in_order(self.imap(function, items, shared, description))
+
+    def imap(self, function: Callable[[Any, Any], Any], items: Iterable, shared: Any = None, description: str = "jobs"):
+        """``(index, result)`` pairs in the order the tasks finish."""
         items = list(items)
         if not items:
-            return []
+            return
         shared_ref = self._ray.put(shared)
         futures = [self._task.remote(function, shared_ref, item) for item in items]
+        index_of = {future: index for index, future in enumerate(futures)}
         pending = list(futures)
         with tqdm(total=len(items), desc=description, unit="job", leave=False, disable=not self.progress) as bar:
             while pending:
                 ready, pending = self._ray.wait(pending, num_returns=1)
+                for future in ready:
+                    yield index_of[future], self._ray.get(future)
                 bar.update(len(ready))
-        return self._ray.get(futures)
 
     def close(self) -> None:
         if self._owns_ray and self._ray.is_initialized():

@@ -4,7 +4,8 @@ The top floor of the library (above ``experiments`` and ``report``): the CLI and
 Presets live here, not in the CLI:
 
 - ``thesis`` (default): 3 seeds, ensembles of 3 in the head scope (single networks in the others), K = 32
-  models per side and 16 LiRA shadows for the head-scope verdicts (single-model verdicts elsewhere);
+  models per side and 16 LiRA shadows for the head-scope verdicts (single-model verdicts elsewhere), and in
+  the last scope the memorising regime's verdicts with U-LiRA (8 shadow originals);
 - ``quick``: the whole pipeline in under 3 minutes on synthetic faces: 1 seed, forget groups 0, 2 and 4,
   single networks without test-time mirroring, one pretraining epoch, each method at the smallest value
   of its knob, single-model verdicts.
@@ -49,6 +50,12 @@ class RunConfig:
         ("last", VerdictConfig(k=0, shadows=0)),
         ("all", VerdictConfig(k=0, shadows=0)),
     )
+    # The memorising regime's verdicts per scope (models trained with ``MEMORISING_FIT``, where attacks mean
+    # something): U-LiRA with 8 shadow originals, each unlearned by every method, besides the single-model
+    # verdicts; no NeurIPS score (K sets of memorising models are hours here).
+    memorising_by_scope: tuple[tuple[str, VerdictConfig], ...] = (
+        ("last", VerdictConfig(k=0, shadows=0, ulira_shadows=8)),
+    )
     preset: str = "thesis"
     executor: str = "local"  # where many-model work runs: local or ray (olvido.executor)
     ray_address: str | None = None  # an existing Ray cluster to join (executor ray)
@@ -71,6 +78,7 @@ class RunConfig:
             ensemble_by_scope=(),
             verdicts=VerdictConfig(k=0, shadows=0),
             verdicts_by_scope=(),
+            memorising_by_scope=(),
             preset=name,
         )
 
@@ -122,7 +130,8 @@ def run_all(
         for scope in config.scopes:
             workspace = workspace_for(prepared, config, scope, cache, progress, device)
             verdicts = dict(config.verdicts_by_scope).get(scope, config.verdicts)
-            results.append(run_study(workspace, config.study, progress, verdicts, executor))
+            memorising = dict(config.memorising_by_scope).get(scope)
+            results.append(run_study(workspace, config.study, progress, verdicts, executor, memorising))
     minutes = round((time.perf_counter() - started) / 60, 2)
     meta = {
         "command": "olvido " + " ".join(sys.argv[1:])

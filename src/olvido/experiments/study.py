@@ -34,7 +34,7 @@ from tqdm.auto import tqdm
 from olvido.data.forget import ForgetSplit, forget_age_group
 from olvido.data.protocol import FORGET_GROUPS
 from olvido.errors import OlvidoError
-from olvido.experiments.workspace import Workspace
+from olvido.experiments.workspace import MEMORISING_FIT, Workspace
 from olvido.methods import THESIS_METHODS, config_for, get_method, list_methods
 from olvido.metrics import (
     absolute_errors,
@@ -46,6 +46,7 @@ from olvido.metrics import (
     utility,
 )
 from olvido.storage import atomic_save_npz, atomic_write_json, stable_hash
+from olvido.training import FitConfig
 
 ORIGINAL, RETRAINED, RETRAINED_OTHER = "original", "retrained", "retrained_other"
 REFERENCES = (ORIGINAL, RETRAINED, RETRAINED_OTHER)
@@ -200,15 +201,15 @@ class Study:
         unique = {}
         for job in jobs:  # one training per identity
             unique.setdefault((job["role"], job["seed"], id(job.get("forget")) if job.get("forget") else None), job)
-        ws.train_many(list(unique.values()), self.executor)
+        ws.ensure_trained(list(unique.values()), self.executor)
         unlearning = [cell for cell in missing if cell[0] not in REFERENCES]
         if unlearning:
             seeds = sorted({seed for *_, seed in unlearning})
             states = {seed: ws.original(seed).model.state_dict() for seed in seeds}
             shared = (ws.for_workers(), self._splits, states)
-            done = self.executor.map(_cell_job, unlearning, shared=shared, description="cells")
-            for cell, computed in zip(unlearning, done):
-                self.cell(*cell, computed=computed)
+            done = self.executor.imap(_cell_job, unlearning, shared=shared, description="cells")
+            for index, computed in done:  # scored and stored as each comes back
+                self.cell(*unlearning[index], computed=computed)
 
     def _compute(self, method: str, group: int, value, seed: int, computed: tuple | None = None) -> CellResult:
         ws, split = self.ws, self.split(group)
@@ -428,14 +429,26 @@ class StudyResult:
     neurips: list[dict] = field(default_factory=list)  # their NeurIPS-score rows (model, protocol, scalar)
     interclass_confusion: list[dict] = field(default_factory=list)
     feature_injection: list[dict] = field(default_factory=list)
+    # The memorising regime (``MEMORISING_FIT``): its verdict rows (with U-LiRA) and what its models memorise
+    memorising: list[dict] = field(default_factory=list)
+    memorising_summary: dict = field(default_factory=dict)
 
 
 def run_study(
-    workspace: Workspace, config: StudyConfig = StudyConfig(), progress: bool = True, verdicts=None, executor=None
+    workspace: Workspace,
+    config: StudyConfig = StudyConfig(),
+    progress: bool = True,
+    verdicts=None,
+    executor=None,
+    memorising=None,
+    memorising_fit: FitConfig | None = None,
 ) -> StudyResult:
     """The sweep, the methods experiment and the alpha experiment (in that order: the later ones use the
     sweep's best values) for one workspace, then, with a ``VerdictConfig``, the verdicts of O and each
-    method (best values) on the sweep group; ``executor`` runs the verdicts' many-model work (None: here)."""
+    method (best values) on the sweep group; ``executor`` runs the verdicts' many-model work (None: here).
+
+    ``memorising`` (a ``VerdictConfig``): the same verdicts again in the memorising regime, where models are
+    trained with ``memorising_fit`` (default: ``MEMORISING_FIT`` of the scope) and memorise their faces."""
     from olvido.experiments.verdicts import Verdicts, feature_injection, interclass_confusion
 
     started = time.perf_counter()
@@ -476,4 +489,51 @@ def run_study(
         if workspace.model_config.scope == "head":
             result.feature_injection = feature_injection(workspace, split, methods=study.best)
         result.seconds = time.perf_counter() - started
+    if memorising is not None:
+        split = study.split(config.sweep_group)
+        result.memorising, result.memorising_summary = memorising_verdicts(
+            workspace, split, study.best, memorising, memorising_fit, progress, executor
+        )
+        result.seconds = time.perf_counter() - started
     return result
+
+
+def memorising_verdicts(
+    workspace: Workspace,
+    split: ForgetSplit,
+    methods: dict[str, object],
+    verdicts,
+    fit_config: FitConfig | None = None,
+    progress: bool = True,
+    executor=None,
+) -> tuple[list[dict], dict]:
+    """The verdicts of O, each method and R (another seed) with models trained to memorise (``fit_config``,
+    default ``MEMORISING_FIT`` of the scope), and a summary that shows whether they do: O's and R's train
+    and test MAE and the recipe."""
+    from olvido.experiments.verdicts import Verdicts
+
+    scope = workspace.model_config.scope
+    if fit_config is None:
+        if scope not in MEMORISING_FIT:
+            raise OlvidoError(
+                f"memorising regime: no recipe for scope {scope!r} (expected one of {', '.join(MEMORISING_FIT)}, "
+                "or a fit config)"
+            )
+        fit_config = MEMORISING_FIT[scope]
+    started = time.perf_counter()
+    judge = Verdicts(workspace.with_fit(fit_config), split, verdicts, progress, executor)
+    rows = judge.evaluate(methods)
+    ws = judge.ws
+    original, retrained = judge.original(0), judge.retrained(0)
+    train = ws.split_ids("train")
+    summary = {
+        "fit": fit_config.to_dict(),
+        "original_train_mae": float(absolute_errors(ws.ages(train), ws.predict(original, train)).mean()),
+        "original_test_mae": ws.evaluate(original)["test_mae"],
+        "retrained_retain_train_mae": float(
+            absolute_errors(ws.ages(split.retain_train), ws.predict(retrained, split.retain_train)).mean()
+        ),
+        "retrained_test_mae": ws.evaluate(retrained)["test_mae"],
+        "minutes": round((time.perf_counter() - started) / 60, 2),
+    }
+    return rows, summary

@@ -34,6 +34,7 @@ import time
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -85,8 +86,9 @@ class VerdictConfig:
             raise OlvidoError(f"protocols {list(self.protocols)}: expected one or both of {', '.join(PROTOCOLS)}")
         if self.k and self.k < 3:
             raise OlvidoError(f"k {self.k}: expected 0 (no NeurIPS score) or at least 3 models per side")
-        if self.ulira_shadows and self.ulira_shadows < 4:
-            raise OlvidoError(f"ulira_shadows {self.ulira_shadows}: expected 0 (no U-LiRA) or at least 4")
+        if self.ulira_shadows and self.ulira_shadows < 6:
+            # leave-one-out needs, among the other shadows, two that trained on an example and two that did not
+            raise OlvidoError(f"ulira_shadows {self.ulira_shadows}: expected 0 (no U-LiRA) or at least 6")
 
 
 class Verdicts:
@@ -141,8 +143,9 @@ class Verdicts:
         return self.ws.retrained(self.split, seed).model
 
     @cached_property
-    def _shadow_runs(self) -> tuple[list[nn.Module], np.ndarray, np.ndarray]:
-        """Shadow models, each trained on retain-train + a random half of (forget + non-members)."""
+    def _shadow_plan(self) -> tuple[list[dict], np.ndarray, np.ndarray]:
+        """LiRA's shadow trainings: each on retain-train + a random half of (forget + non-members); the
+        jobs, the pool and the membership [S, pool]."""
         pool = np.concatenate([self.split.forget, self.nonmembers])
         rng = np.random.default_rng([self.config.seed, 31])
         jobs, membership = [], []
@@ -151,8 +154,13 @@ class Verdicts:
             train_ids = np.concatenate([self.split.retain_train, pool[chosen]])
             jobs.append(dict(train_ids=train_ids, val_ids=self.split.retain_val, seed=500 + index, role="shadow"))
             membership.append(chosen)
-        models = [trained.model for trained in self.ws.train_many(jobs, self.executor)]
-        return models, pool, np.array(membership)
+        return jobs, pool, np.array(membership)
+
+    @cached_property
+    def _shadow_runs(self) -> tuple[list[nn.Module], np.ndarray, np.ndarray]:
+        """The shadow models, the pool and the membership."""
+        jobs, pool, membership = self._shadow_plan
+        return [trained.model for trained in self.ws.train_many(jobs, self.executor)], pool, membership
 
     def _lira(self, model: nn.Module) -> dict:
         shadows, pool, membership = self._shadow_runs
@@ -163,9 +171,9 @@ class Verdicts:
 
     # -- U-LiRA ----------------------------------------------------------------------------------------
     @cached_property
-    def _ulira_shadows(self) -> tuple[list[nn.Module], np.ndarray, list[ForgetSplit]]:
+    def _ulira_plan(self) -> tuple[list[dict], np.ndarray, list[ForgetSplit]]:
         """U-LiRA's shadow originals: shadow s trains on retain-train plus a random half H_s of the forget set
-        (with their augmented copies); H_s is then what it forgets. Returns the models, the membership
+        (with their augmented copies); H_s is then what it forgets. Returns the trainings, the membership
         [S, n_forget] (True: in H_s) and each shadow's forget split (H_s against the same retain sets)."""
         split, table = self.split, self.ws.prepared.manifest.table
         rng = np.random.default_rng([self.config.seed, 47])
@@ -187,8 +195,17 @@ class Verdicts:
                     copies,
                 )
             )
-        models = [trained.model for trained in self.ws.train_many(jobs, self.executor)]
-        return models, np.array(membership), halves
+        return jobs, np.array(membership), halves
+
+    @cached_property
+    def _ulira_shadows(self) -> tuple[list[nn.Module], np.ndarray, list[ForgetSplit]]:
+        """The U-LiRA shadow originals, the membership and each shadow's forget split."""
+        jobs, membership, halves = self._ulira_plan
+        return [trained.model for trained in self.ws.train_many(jobs, self.executor)], membership, halves
+
+    def _ulira_sanity_jobs(self) -> list[dict]:
+        """The sanity row's U-LiRA models: one retrained without the forget set per shadow."""
+        return [self.ws.retrained_job(self.split, 700 + shadow) for shadow in range(self.config.ulira_shadows)]
 
     def _ulira_predictions(self, name: str, value) -> np.ndarray:
         """[S, n_forget] forget-set predictions of the S shadows after unlearning their halves with ``name``
@@ -198,17 +215,17 @@ class Verdicts:
         if name == ORIGINAL:
             return np.stack([ws.predict(model, forget) for model in models])
         if name == RETRAINED_OTHER_SEED:
-            jobs = [ws.retrained_job(self.split, 700 + shadow) for shadow in range(len(models))]
-            return np.stack([ws.predict(t.model, forget) for t in ws.train_many(jobs, self.executor)])
+            trained = ws.train_many(self._ulira_sanity_jobs(), self.executor)
+            return np.stack([ws.predict(t.model, forget) for t in trained])
         paths = [self._k_path(name, value, f"U-LiRA {self.config.seed}", shadow) for shadow in range(len(models))]
         missing = [shadow for shadow, path in enumerate(paths) if not path.exists()]
         if missing:
             states = {shadow: models[shadow].state_dict() for shadow in missing}
             items = [(name, value, shadow, shadow) for shadow in missing]
             shared = (ws.for_workers(), forget, {shadow: halves[shadow] for shadow in missing}, states)
-            done = self.executor.map(_ulira_job, items, shared=shared, description=f"U-LiRA shadows: {name}")
-            for shadow, predictions in zip(missing, done):
-                atomic_save_npz(paths[shadow], forget_pred=predictions)
+            done = self.executor.imap(_ulira_job, items, shared=shared, description=f"U-LiRA shadows: {name}")
+            for index, predictions in done:
+                atomic_save_npz(paths[missing[index]], forget_pred=predictions)
         runs = []
         for path in paths:
             with np.load(path) as stored:
@@ -341,27 +358,34 @@ class Verdicts:
         rerun must not repeat them."""
         paths = {seed: self._k_path(name, value, protocol, seed) for seed in seeds}
         missing = [seed for seed in seeds if not paths[seed].exists()]
-        if missing:
-            for seed, predictions in zip(missing, self._compute_k_runs(name, value, protocol, missing)):
-                atomic_save_npz(paths[seed], **predictions)
+        for seed, predictions in self._compute_k_runs(name, value, protocol, missing):
+            atomic_save_npz(paths[seed], **predictions)
         runs = []
         for seed in seeds:
             with np.load(paths[seed]) as stored:
                 runs.append(dict(stored))
         return runs
 
-    def _compute_k_runs(self, name: str, value, protocol: str, seeds: list[int]) -> list[dict[str, np.ndarray]]:
+    def _compute_k_runs(self, name: str, value, protocol: str, seeds: list[int]) -> Iterator[tuple[int, dict]]:
+        """``(seed, model_predictions)`` of the given K models, as each is done."""
+        if not seeds:
+            return
         ws, split = self.ws, self.split
         if name in (ORIGINAL, RETRAINED_OTHER_SEED):  # trained models: the training is the work
             jobs = [ws.original_job(s) if name == ORIGINAL else ws.retrained_job(split, s) for s in seeds]
-            return [model_predictions(ws, split, trained.model) for trained in ws.train_many(jobs, self.executor)]
+            for seed, trained in zip(seeds, ws.train_many(jobs, self.executor)):
+                yield seed, model_predictions(ws, split, trained.model)
+            return
         sources = [0 if protocol == ONE_ORIGINAL else seed for seed in seeds]
         unique = sorted(set(sources))
         originals = ws.train_many([ws.original_job(s) for s in unique], self.executor)
         states = {s: trained.model.state_dict() for s, trained in zip(unique, originals)}
         items = [(name, value, seed, source) for seed, source in zip(seeds, sources)]
         shared = (ws.for_workers(), split, states)
-        return self.executor.map(_k_run_job, items, shared=shared, description=f"K models: {name} ({protocol})")
+        for index, predictions in self.executor.imap(
+            _k_run_job, items, shared=shared, description=f"K models: {name} ({protocol})"
+        ):
+            yield seeds[index], predictions
 
     def _scores(self, runs: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
         """Per scalar, the [K, n] scores of the forget examples: the prediction and -|error|."""
@@ -430,10 +454,36 @@ class Verdicts:
         return rows, note
 
     # -- the whole table ------------------------------------------------------------------------------
-    def prepare_references(self) -> float:
-        """Train (or load) what every row shares: R, O, the reference and calibration sets of K retrained
-        models and the shadows; seconds."""
+    def shared_trainings(self, with_original: bool = True, with_sanity: bool = True) -> list[dict]:
+        """Every training the table's rows share (``Workspace.train`` jobs) and the cache does not already
+        answer: R and O, the reference and calibration sets of K retrained models and the sanity row's
+        third set (unless their predictions are stored), K originals (O's row, the K-originals protocol),
+        the LiRA and U-LiRA shadows."""
+        ws, split, k = self.ws, self.split, self.config.k
+        jobs = [ws.retrained_job(split, 0), ws.original_job(0)] + [ws.retrained_job(split, 1)] * with_sanity
+        if k:
+            stored = self._k_path
+            jobs += [
+                ws.retrained_job(split, seed)
+                for seed in range((3 if with_sanity else 2) * k)
+                if not stored(RETRAINED_OTHER_SEED, None, RETRAINED_PROTOCOL, seed).exists()
+            ]
+            jobs += [
+                ws.original_job(seed)
+                for seed in range(k)
+                if K_ORIGINALS in self.config.protocols
+                or (with_original and not stored(ORIGINAL, None, K_ORIGINALS, seed).exists())
+            ]
+        if self.config.shadows:
+            jobs += self._shadow_plan[0]
+        if self.config.ulira_shadows:
+            jobs += self._ulira_plan[0] + (self._ulira_sanity_jobs() if with_sanity else [])
+        return jobs
+
+    def prepare_references(self, with_original: bool = True, with_sanity: bool = True) -> float:
+        """Train (or load) what every row shares (``shared_trainings``), all in one executor batch; seconds."""
         started = time.perf_counter()
+        self.ws.ensure_trained(self.shared_trainings(with_original, with_sanity), self.executor)
         self.retrained(0), self.original(0)
         if self.config.k:
             _ = self._calibration_points
@@ -448,7 +498,7 @@ class Verdicts:
         the NeurIPS rows (one per model, protocol and scalar) go to ``self.neurips``.
 
         Each row's ``evaluation_seconds`` is its own cost; ``reference_seconds`` what the rows share."""
-        reference_seconds = self.prepare_references()
+        reference_seconds = self.prepare_references(with_original, with_sanity)
         reference, original_model = self.retrained(0), self.original(0)
         rows = []
         started = time.perf_counter()

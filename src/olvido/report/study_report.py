@@ -493,6 +493,38 @@ def _verdicts_section(result: StudyResult) -> str:
     return "\n\n".join(parts)
 
 
+def _memorising_section(result: StudyResult) -> str:
+    """The verdicts again with models that memorise their training faces, where U-LiRA can find something."""
+    summary, rows = result.memorising_summary, result.memorising
+    fit = summary["fit"]
+    columns = [(key, title) for key, title in VERDICT_COLUMNS if any(key in row for row in rows)]
+    table = markdown_table(
+        [title for _, title in columns], [[format_cell(row.get(key)) for key, _ in columns] for row in rows]
+    )
+    original = next((r for r in rows if r["model"] == "original"), {})
+    retrained = next((r for r in rows if r["model"] == "retrained (another seed)"), {})
+    memorises = original.get("ulira_auc") is not None and original["ulira_auc"] >= 0.6
+    return (
+        f"Models trained {fit['epochs']} epochs without early stopping (lr {fit['lr']:g}, batch {fit['batch_size']}) "
+        f"on group {result.config['sweep_group']}'s split, seed 0: O's train MAE "
+        f"{summary['original_train_mae']:.2f} against test MAE {summary['original_test_mae']:.2f}; R's retain-train "
+        f"MAE {summary['retrained_retain_train_mae']:.2f} against test {summary['retrained_test_mae']:.2f}. U-LiRA: "
+        "shadow originals trained on retain-train plus a random half of the forget set, each then unlearned by the "
+        "method under test; per forget example, Gaussians of its prediction under the shadows that trained on it "
+        "and forgot it and under those that never did; AUC 0.5 is a perfect forget. O's row: the shadows as "
+        "trained; 'retrained (another seed)': shadows retrained without the forget set, the sanity row. "
+        f"O's U-LiRA AUC is {format_cell(original.get('ulira_auc'))} and R's "
+        f"{format_cell(retrained.get('ulira_auc'))}: "
+        + (
+            "the models memorise, so a method's AUC near 0.5 is evidence that it forgot."
+            if memorises
+            else "below 0.6, the attack finds little even in O: an AUC near 0.5 certifies little here."
+        )
+        + f" ({summary['minutes']:.1f} min.)\n\n"
+        + table
+    )
+
+
 # -- plots ---------------------------------------------------------------------------------------------------
 def _save(figure, path: Path) -> None:
     figure.tight_layout()
@@ -661,7 +693,8 @@ def write_report(results: list[StudyResult], out: str | Path, meta: dict) -> Pat
     boards = pd.concat([leaderboard(r) for r in results], ignore_index=True)
     atomic_write_text(out / "leaderboard.csv", boards.to_csv(index=False, float_format="%.5f"))
     atomic_write_text(out / "alpha.csv", pd.concat([r.alpha for r in results]).to_csv(index=False, float_format="%.5f"))
-    verdicts = [dict(row, scope=r.scope) for r in results for row in r.verdicts]
+    verdicts = [dict(row, scope=r.scope, regime="early-stopped") for r in results for row in r.verdicts]
+    verdicts += [dict(row, scope=r.scope, regime="memorising") for r in results for row in r.memorising]
     if verdicts:
         atomic_write_text(out / "verdicts.csv", pd.DataFrame(verdicts).to_csv(index=False, float_format="%.5f"))
     neurips = [dict(row, scope=r.scope) for r in results for row in r.neurips]
@@ -689,6 +722,7 @@ def write_report(results: list[StudyResult], out: str | Path, meta: dict) -> Pat
                     "config": r.config,
                     "interclass_confusion": r.interclass_confusion,
                     "feature_injection": r.feature_injection,
+                    "memorising": r.memorising_summary,
                 }
                 for r in results
             },
@@ -720,6 +754,11 @@ def write_report(results: list[StudyResult], out: str | Path, meta: dict) -> Pat
                 if result.verdicts
                 else []
             ),
+            *(
+                ["### Verdicts where models memorise: U-LiRA\n\n" + _memorising_section(result)]
+                if result.memorising
+                else []
+            ),
             f"![per-sample errors](per_sample_errors_{result.scope}.png)",
         ]
     sections += [
@@ -727,7 +766,8 @@ def write_report(results: list[StudyResult], out: str | Path, meta: dict) -> Pat
         "## Files\n\n`runs.csv` (one row per cell and experiment), `leaderboard.csv`, `alpha.csv`, "
         "`per_sample_errors_<scope>.csv`, `predictions.csv.gz` (every test and forget-set prediction, in years to 2 "
         "decimals: scope, method, group, value, seed, set, id, age, prediction), `verdicts.csv` (every verdict "
-        "column), `neurips.csv` (the NeurIPS score per model, protocol and scalar), `summary.json`.",
+        "column, per scope and regime), `neurips.csv` (the NeurIPS score per model, protocol and scalar), "
+        "`summary.json`.",
     ]
     index = out / "index.md"
     atomic_write_text(index, "\n\n".join(sections) + "\n")
