@@ -13,6 +13,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from olvido.executor import LocalExecutor
 from olvido.training import ArrayDataset, FitConfig, fit, predict
 
 SHARED_TORCH = Path(__file__).resolve().parents[2] / "shared" / "torch"
@@ -114,3 +115,19 @@ class StripesProblem:
     def mae(self, model: nn.Module, part: str) -> float:
         data = self.dataset(part)
         return float(np.abs(predict(model, data) - data.targets.numpy()).mean())
+
+
+class KilledAfterFirstJob(LocalExecutor):
+    """An executor whose run is killed (KeyboardInterrupt) once its first job has come back; ``submitted``
+    holds the number of jobs of each call, to see what a resumed run still had to do."""
+
+    def __init__(self):
+        super().__init__(progress=False)
+        self.submitted = []
+
+    def imap(self, function, items, shared=None, description="jobs"):
+        items = list(items)
+        self.submitted.append(len(items))
+        for pair in super().imap(function, items, shared, description):
+            yield pair
+            raise KeyboardInterrupt

@@ -2,9 +2,11 @@
 
 import json
 
+import pandas as pd
 import pytest
 
 from olvido.cli import main
+from olvido.data.protocol import NOT_AUGMENTED
 
 from helpers import needs_weights
 
@@ -70,3 +72,25 @@ def test_bad_model_options_fail_in_one_line(tmp_path, capsys):
         main(["--cache", str(tmp_path), "train", "original", "--data", "synthetic:1500", "--backbone", "alexnet"]) == 2
     )
     assert "no registered family" in capsys.readouterr().err
+
+
+@needs_weights
+def test_sisa_trains_deletes_one_image_and_evaluates_from_the_cache(tmp_path, capsys):
+    cache = ["-q", "--cache", str(tmp_path)]
+    sisa = ["--shards", "2", "--slices", "2", "--sisa-epochs", "3"]
+    assert main([*cache, "sisa", "train", *COMMON, *sisa]) == 0
+    trained = json.loads(capsys.readouterr().out)
+    assert trained["trained_slices"] == trained["total_slices"] == 4 and trained["test_mae"] > 0
+    assert trained["expected_fraction_one_deletion"] == round(5 / 12, 4)
+    (manifest,) = (tmp_path / "manifests").glob("manifest-*.csv")
+    table = pd.read_csv(manifest)
+    image = int(table.loc[(table["split"] == "train") & (table["source_id"] == NOT_AUGMENTED), "id"].iloc[0])
+    assert main([*cache, "sisa", "forget", *COMMON, *sisa, "--forget", f"ids:{image}"]) == 0
+    deleted = json.loads(capsys.readouterr().out)
+    assert deleted["forget"]["forget"] == 1 and 1 <= deleted["trained_slices"] <= 2
+    assert 0 < deleted["fraction_trained"] < 1 and deleted["forget_mae"] >= 0
+    assert main([*cache, "sisa", "evaluate", *COMMON, *sisa, "--forget", f"ids:{image}"]) == 0
+    evaluated = json.loads(capsys.readouterr().out)
+    assert evaluated["trained_slices"] == 0 and evaluated["test_mae"] == deleted["test_mae"]
+    assert main([*cache, "sisa", "forget", *COMMON, *sisa]) == 2
+    assert "expected --forget SPEC" in capsys.readouterr().err

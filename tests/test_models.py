@@ -7,7 +7,6 @@ import torch
 from olvido.checkpoint import load_checkpoint, save_checkpoint
 from olvido.data import parse_forget
 from olvido.errors import OlvidoError
-from olvido.executor import LocalExecutor
 from olvido.experiments import workspace as workspace_module
 from olvido.experiments.workspace import ModelConfig, Workspace
 from olvido.models.backbones import build_backbone, split_for_scope
@@ -16,7 +15,7 @@ from olvido.models.heads import ThesisHead
 from olvido.models.pretrain import PretrainConfig, pretrain_backbone, pretraining_pool
 from olvido.training import ArrayDataset, FitConfig, fit, model_mae, predict
 
-from helpers import FAST_FIT, needs_weights
+from helpers import FAST_FIT, KilledAfterFirstJob, needs_weights
 
 
 @pytest.fixture(scope="module")
@@ -88,30 +87,15 @@ def test_cache_hit_trains_nothing(workspace, monkeypatch):
     np.testing.assert_array_equal(workspace.predict(again.model, ids), workspace.predict(first.model, ids))
 
 
-class _KilledAfterOneJob(LocalExecutor):
-    """An executor whose run is killed once its first job has come back."""
-
-    def __init__(self):
-        super().__init__(progress=False)
-        self.submitted = []
-
-    def imap(self, function, items, shared=None, description="jobs"):
-        items = list(items)
-        self.submitted.append(len(items))
-        for pair in super().imap(function, items, shared, description):
-            yield pair
-            raise KeyboardInterrupt
-
-
 @needs_weights
 def test_a_killed_batch_of_trainings_keeps_what_came_back(workspace, monkeypatch):
     jobs = [workspace.original_job(seed) for seed in (40, 41, 42)]
     paths = [workspace._training(j["train_ids"], j["val_ids"], j["seed"])[1] for j in jobs]
-    killed = _KilledAfterOneJob()
+    killed = KilledAfterFirstJob()
     with pytest.raises(KeyboardInterrupt):
         workspace.ensure_trained(jobs, killed)
     assert [path.exists() for path in paths] == [True, False, False]
-    resumed = _KilledAfterOneJob()
+    resumed = KilledAfterFirstJob()
     with pytest.raises(KeyboardInterrupt):
         workspace.ensure_trained(jobs, resumed)
     assert resumed.submitted == [2] and sum(path.exists() for path in paths) == 2  # the stored one not again

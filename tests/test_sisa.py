@@ -9,12 +9,11 @@ import pytest
 from olvido.data import parse_forget
 from olvido.data.protocol import NOT_AUGMENTED
 from olvido.errors import OlvidoError
-from olvido.executor import LocalExecutor
 from olvido.experiments.sisa import Sisa, SisaConfig
 from olvido.experiments.workspace import ModelConfig, Workspace
 from olvido.training import FitConfig
 
-from helpers import needs_weights
+from helpers import KilledAfterFirstJob, needs_weights
 
 TINY = SisaConfig(shards=2, slices=3, epochs=4)
 
@@ -110,32 +109,19 @@ def test_deleting_what_sisa_never_trained_on_fails_in_one_line_and_writes_nothin
     assert sorted((Path(workspace.cache) / "sisa").iterdir()) == before
 
 
-class _KilledAfterOneShard(LocalExecutor):
-    def __init__(self):
-        super().__init__(progress=False)
-        self.jobs = []
-
-    def imap(self, function, items, shared=None, description="jobs"):
-        items = list(items)
-        self.jobs.append(len(items))
-        for pair in super().imap(function, items, shared, description):
-            yield pair
-            raise KeyboardInterrupt
-
-
 @needs_weights
 def test_a_killed_deletion_resumes_and_ends_with_the_same_model(workspace):
     config = SisaConfig(shards=3, slices=2, epochs=3, seed=1)
     ids = _train_originals(workspace, 12, 1)  # about four per shard: every shard retrains
     split = parse_forget(workspace.prepared.manifest, "ids:" + ",".join(map(str, ids)))
     Sisa(workspace, config).train()
-    killed = Sisa(workspace, config, executor=_KilledAfterOneShard())
+    killed = Sisa(workspace, config, executor=KilledAfterFirstJob())
     with pytest.raises(KeyboardInterrupt):
         killed.forget(split)
-    resumed = Sisa(workspace, config, executor=_KilledAfterOneShard())
+    resumed = Sisa(workspace, config, executor=KilledAfterFirstJob())
     with pytest.raises(KeyboardInterrupt):
         resumed.forget(split)
-    assert killed.executor.jobs == [3] and resumed.executor.jobs == [2]  # the stored shard is not trained again
+    assert killed.executor.submitted == [3] and resumed.executor.submitted == [2]  # the stored shard: not again
     done = Sisa(workspace, config).forget(split)
     assert 1 <= done.trained_slices <= config.slices  # the last shard's changed suffix only
     test = workspace.split_ids("test")
