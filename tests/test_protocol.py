@@ -97,7 +97,7 @@ def test_forget_groups_are_disjoint_and_cover_20_to_60():
     assert forget_group_of(np.array([19, 61])).tolist() == [-1, -1]
 
 
-@pytest.mark.parametrize("spec", ["group:0", "group:4", "random:0.2", "gender:1", "race:3"])
+@pytest.mark.parametrize("spec", ["group:0", "group:4", "random:0.2", "random:10:3", "gender:1", "race:3"])
 def test_forget_and_retain_are_disjoint_including_descendants(prepared, spec):
     manifest = prepared.manifest
     split = parse_forget(manifest, spec)
@@ -145,10 +145,20 @@ def test_forget_errors(prepared):
         parse_forget(manifest, "group:7")
     with pytest.raises(OlvidoError, match="expected group"):
         parse_forget(manifest, "colour:blue")
-    with pytest.raises(OlvidoError, match="strictly between 0 and 1"):
+    with pytest.raises(OlvidoError, match="strictly between 0 and 1 or a whole number of images from 1 to"):
         parse_forget(manifest, "random:1.5")
+    with pytest.raises(OlvidoError, match=r"forget amount 1000000\.0: expected"):
+        parse_forget(manifest, "random:1000000")
     with pytest.raises(OlvidoError, match="unknown file names"):
         parse_forget(manifest, "files:nobody.jpg")
+
+
+def test_random_requests_of_a_number_of_images(prepared):
+    one, hundred = parse_forget(prepared.manifest, "random:1"), parse_forget(prepared.manifest, "random:100:2")
+    assert len(one.forget) == 1 and one.spec == "random:1:0"
+    assert len(hundred.forget) == 100 and hundred.spec == "random:100:2"
+    assert parse_forget(prepared.manifest, "random:100:2").forget.tolist() == hundred.forget.tolist()
+    assert len(parse_forget(prepared.manifest, "random:0.01").forget) > 1
 
 
 def test_forget_group_outside_the_age_range_is_an_error(synthetic_faces, tmp_path):

@@ -227,7 +227,7 @@ def cmd_sisa(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     config = SisaConfig(args.shards, args.slices, args.sisa_epochs, args.aggregation, args.seed)
     if args.action == "forget" and not args.forget:
-        raise OlvidoError("olvido sisa forget: expected --forget SPEC (e.g. ids:12,40 or random:0.001)")
+        raise OlvidoError("olvido sisa forget: expected --forget SPEC (e.g. ids:12,40 or random:1, one random image)")
     workspace = _workspace(args)
     split = parse_forget(workspace.prepared.manifest, args.forget) if args.forget else None
     with get_executor(args.executor, args.ray_address, progress=not args.quiet) as executor:
@@ -693,7 +693,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sisa.add_argument("action", choices=("train", "forget", "evaluate"))
     _add_model_options(sisa)
-    sisa.add_argument("--forget", default=None, help="images to delete, e.g. ids:12,40, ids:@FILE, random:0.001")
+    sisa.add_argument(
+        "--forget", default=None, help="images to delete, e.g. ids:12,40, ids:@FILE or random:10 (ten random images)"
+    )
     sisa.add_argument("--shards", type=_positive_int, default=4, help="S, disjoint shards (default 4)")
     sisa.add_argument("--slices", type=_positive_int, default=4, help="R, slices per shard (default 4)")
     sisa.add_argument(

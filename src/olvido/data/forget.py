@@ -4,7 +4,8 @@
 and val MINUS every augmented copy of a forgotten image (data derived from it must go too). ``test`` is
 always the whole test split, whatever is forgotten.
 
-Specs (CLI and configs): ``group:J`` (J in 0-4, see protocol.FORGET_GROUPS), ``random:FRACTION[:SEED]``,
+Specs (CLI and configs): ``group:J`` (J in 0-4, see protocol.FORGET_GROUPS), ``random:FRACTION[:SEED]`` or
+``random:COUNT[:SEED]`` (a fraction below 1, or a whole number of images),
 ``gender:G``, ``race:R``, ``ids:1,2,3`` or ``ids:@file`` (one id per line), ``files:@file`` (one file
 name per line).
 """
@@ -92,12 +93,21 @@ def forget_age_group(manifest: Manifest, group: int) -> ForgetSplit:
     return split_forget(manifest, ids, f"group:{group}")
 
 
-def forget_random(manifest: Manifest, fraction: float, seed: int = 0) -> ForgetSplit:
-    if not 0 < fraction < 1:
-        raise OlvidoError(f"forget fraction {fraction}: expected a number strictly between 0 and 1")
+def forget_random(manifest: Manifest, amount: float, seed: int = 0) -> ForgetSplit:
+    """Random train/val originals: a fraction of them (``0 < amount < 1``) or a number of images (a whole
+    ``amount >= 1``: single deletion requests, as SISA is measured on)."""
     ids = _candidates(manifest)["id"].to_numpy()
-    chosen = np.random.default_rng([seed, 7]).choice(ids, size=max(1, round(fraction * len(ids))), replace=False)
-    return split_forget(manifest, chosen, f"random:{fraction}:{seed}")
+    if 0 < amount < 1:
+        size, name = max(1, round(amount * len(ids))), f"random:{amount}:{seed}"
+    elif amount >= 1 and float(amount).is_integer() and amount <= len(ids):
+        size, name = int(amount), f"random:{int(amount)}:{seed}"
+    else:
+        raise OlvidoError(
+            f"forget amount {amount}: expected a fraction strictly between 0 and 1 or a whole number of images "
+            f"from 1 to {len(ids)}"
+        )
+    chosen = np.random.default_rng([seed, 7]).choice(ids, size=size, replace=False)
+    return split_forget(manifest, chosen, name)
 
 
 def forget_attribute(manifest: Manifest, column: str, value: int) -> ForgetSplit:
@@ -144,7 +154,7 @@ def parse_forget(manifest: Manifest, spec: str) -> ForgetSplit:
     except ValueError:
         pass
     raise OlvidoError(
-        f"forget set {spec!r}: expected group:0..4, random:FRACTION[:SEED], gender:0|1, race:0..4, "
+        f"forget set {spec!r}: expected group:0..4, random:FRACTION|COUNT[:SEED], gender:0|1, race:0..4, "
         "ids:1,2,3, ids:@FILE or files:@FILE"
     )
 
