@@ -229,15 +229,17 @@ def cmd_sisa(args: argparse.Namespace) -> int:
     if args.action == "forget" and not args.forget:
         raise OlvidoError("olvido sisa forget: expected --forget SPEC (e.g. ids:12,40 or random:1, one random image)")
     workspace = _workspace(args)
-    split = parse_forget(workspace.prepared.manifest, args.forget) if args.forget else None
+    deletion = None  # train ignores --forget
+    if args.forget and args.action != "train":
+        deletion = parse_forget(workspace.prepared.manifest, args.forget)
     with get_executor(args.executor, args.ray_address, progress=not args.quiet) as executor:
         sisa = Sisa(workspace, config, executor)
-        result = sisa.train() if split is None or args.action == "train" else sisa.forget(split)
+        result = sisa.train() if deletion is None else sisa.forget(deletion)
     report = {
         "action": args.action,
         "sisa": {"shards": config.shards, "slices": config.slices, "epochs": config.epochs, "seed": config.seed},
         "aggregation": config.aggregation,
-        "forget": None if split is None or args.action == "train" else split.summary(),
+        "forget": None if deletion is None else deletion.summary(),
         "shard_sizes": result.shard_sizes,
         "trained_slices": result.trained_slices,
         "total_slices": result.total_slices,
@@ -246,9 +248,9 @@ def cmd_sisa(args: argparse.Namespace) -> int:
         "train_seconds": result.seconds,
         **workspace.evaluate(result.model),
     }
-    if split is not None and args.action != "train":
-        predicted = workspace.predict(result.model, split.forget)
-        report["forget_mae"] = mean_absolute_error(workspace.ages(split.forget), predicted)
+    if deletion is not None:
+        predicted = workspace.predict(result.model, deletion.forget)
+        report["forget_mae"] = mean_absolute_error(workspace.ages(deletion.forget), predicted)
     report["total_seconds"] = round(time.perf_counter() - started, 1)
     _emit(report, args.json)
     return 0

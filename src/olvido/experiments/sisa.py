@@ -34,6 +34,7 @@ from olvido.checkpoint import load_checkpoint, save_checkpoint
 from olvido.data.forget import ForgetSplit
 from olvido.data.protocol import NOT_AUGMENTED
 from olvido.errors import OlvidoError
+from olvido.executor import LocalExecutor
 from olvido.experiments.workspace import Workspace
 from olvido.models.ensemble import member_seed
 from olvido.storage import stable_hash
@@ -106,7 +107,7 @@ class Sisa:
         """``executor``: where shards train (``olvido.executor``; default: here, one after another)."""
         self.ws = workspace.with_ensemble(1)
         self.config = config
-        self.executor = executor
+        self.executor = executor if executor is not None else LocalExecutor(progress=False)
         table = self.ws.prepared.manifest.table
         owners = np.where(table["source_id"] == NOT_AUGMENTED, table["id"], table["source_id"]).astype(np.int64)
         rank = np.empty(len(table), dtype=np.int64)
@@ -171,12 +172,8 @@ class Sisa:
         seconds = 0.0
         trained = passes = 0
         if jobs:
-            executor = self.executor
-            if executor is None:
-                from olvido.executor import LocalExecutor
-
-                executor = LocalExecutor(progress=False)
-            for index, states in executor.imap(_shard_job, jobs, shared=self.ws.for_workers(), description="shards"):
+            shared = self.ws.for_workers()
+            for index, states in self.executor.imap(_shard_job, jobs, shared=shared, description="shards"):
                 s, _, work, _ = jobs[index]
                 for (r, ids, _), (state, slice_seconds) in zip(work, states):
                     identity, path = paths[s][r]

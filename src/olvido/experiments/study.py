@@ -528,10 +528,10 @@ def memorising_verdicts(
     train = ws.split_ids("train")
     summary = {
         "fit": fit_config.to_dict(),
-        "original_train_mae": float(absolute_errors(ws.ages(train), ws.predict(original, train)).mean()),
+        "original_train_mae": mean_absolute_error(ws.ages(train), ws.predict(original, train)),
         "original_test_mae": ws.evaluate(original)["test_mae"],
-        "retrained_retain_train_mae": float(
-            absolute_errors(ws.ages(split.retain_train), ws.predict(retrained, split.retain_train)).mean()
+        "retrained_retain_train_mae": mean_absolute_error(
+            ws.ages(split.retain_train), ws.predict(retrained, split.retain_train)
         ),
         "retrained_test_mae": ws.evaluate(retrained)["test_mae"],
         "minutes": round((time.perf_counter() - started) / 60, 2),
