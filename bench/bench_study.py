@@ -76,6 +76,12 @@ def main() -> None:
         choices=("local", "ray"),
         help="executor of the report run's verdicts (the timed experiments always run here, one cell at a time)",
     )
+    parser.add_argument(
+        "--memorising-shadows",
+        type=int,
+        default=None,
+        help="U-LiRA shadows of the memorising regime (default: the thesis preset's; 0 skips the regime)",
+    )
     args = parser.parse_args()
     cache = Path(args.cache or tempfile.mkdtemp(prefix="olvido-bench-study-"))
     if args.warm_cache:
@@ -85,6 +91,15 @@ def main() -> None:
     prepared = prepare_dataset(data, ProtocolConfig(), cache=cache, progress=False)
     scopes = tuple(args.scopes.split(","))
     config = RunConfig.from_preset("thesis", scopes)
+    if args.memorising_shadows is not None:
+        config = replace(
+            config,
+            memorising_by_scope=tuple(
+                (scope, replace(verdict, ulira_shadows=args.memorising_shadows))
+                for scope, verdict in config.memorising_by_scope
+                if args.memorising_shadows
+            ),
+        )
     timings = {}
     for scope in scopes:  # the two training experiments, timed on their own (the report run reuses their cells)
         workspace = workspace_for(prepared, config, scope, cache, progress=False)
@@ -140,7 +155,8 @@ both experiments, as each needs them).
         body,
         f"bench/bench_study.py --data {args.data} --scopes {args.scopes} --out {args.out}"
         + (" --warm-cache CACHE" if args.warm_cache else "")
-        + (f" --executor {args.executor}" if args.executor != "local" else ""),
+        + (f" --executor {args.executor}" if args.executor != "local" else "")
+        + (f" --memorising-shadows {args.memorising_shadows}" if args.memorising_shadows is not None else ""),
     )
     print(body)
 

@@ -84,9 +84,10 @@ def test_a_deletion_equals_training_from_scratch_without_the_deleted_images(work
     test = workspace.split_ids("test")
     deleted_predictions = workspace.predict(after.model, test)
     assert not np.allclose(deleted_predictions, workspace.predict(full.model, test))
-    shutil.rmtree(Path(workspace.cache) / "sisa")  # from scratch, on the remaining data only
-    scratch = sisa.fit(split.retain_train)
+    # from scratch, on the remaining data only, in a store of its own; the deletion's store is untouched
+    scratch = Sisa(workspace, TINY, store=Path(workspace.cache) / "sisa-scratch").fit(split.retain_train)
     assert scratch.trained_slices == scratch.total_slices
+    assert sisa.fit(split.retain_train).trained_slices == 0
     np.testing.assert_allclose(workspace.predict(scratch.model, test), deleted_predictions, atol=1e-5)
     low, high = workspace.label_range
     assert deleted_predictions.min() >= low and deleted_predictions.max() <= high

@@ -103,10 +103,15 @@ class SisaResult:
 
 
 class Sisa:
-    def __init__(self, workspace: Workspace, config: SisaConfig = SisaConfig(), executor=None):
-        """``executor``: where shards train (``olvido.executor``; default: here, one after another)."""
+    def __init__(
+        self, workspace: Workspace, config: SisaConfig = SisaConfig(), executor=None, store: Path | None = None
+    ):
+        """``executor``: where shards train (``olvido.executor``; default: here, one after another);
+        ``store``: the folder of slice checkpoints (default: the workspace cache's ``sisa``; another folder
+        trains a SISA model from scratch, e.g. the exact reference of a deletion)."""
         self.ws = workspace.with_ensemble(1)
         self.config = config
+        self.store = Path(store) if store is not None else Path(self.ws.cache) / "sisa"
         self.executor = executor if executor is not None else LocalExecutor(progress=False)
         table = self.ws.prepared.manifest.table
         owners = np.where(table["source_id"] == NOT_AUGMENTED, table["id"], table["source_id"]).astype(np.int64)
@@ -141,7 +146,7 @@ class Sisa:
             "slice": slice_,
             "data": stable_hash(ids.tolist()),
         }
-        return identity, Path(self.ws.cache) / "sisa" / f"{stable_hash(identity)}.pt"
+        return identity, self.store / f"{stable_hash(identity)}.pt"
 
     def _fit_config(self, shard: int, slice_: int):
         epochs = self.config.slice_epochs()[slice_]
