@@ -107,6 +107,7 @@ def run_scope(args, scope: str) -> dict:
             started = time.perf_counter()
             after = sisa.forget(split)
             wall = time.perf_counter() - started
+            test_mae = ws.evaluate(after.model)["test_mae"]
             deletions.append(
                 {
                     "scope": scope,
@@ -120,7 +121,7 @@ def run_scope(args, scope: str) -> dict:
                     "fraction_time": after.seconds / full_seconds,
                     "speedup_vs_sisa": full_seconds / max(after.seconds, 1e-9),
                     "speedup_vs_M_O": m_o["seconds"] / max(after.seconds, 1e-9),
-                    "test_mae": ws.evaluate(after.model)["test_mae"],
+                    "test_mae": test_mae,
                     "forget_mae_before": mean_absolute_error(
                         ws.ages(split.forget), ws.predict(full.model, split.forget)
                     ),
@@ -131,7 +132,7 @@ def run_scope(args, scope: str) -> dict:
             )
             print(deletions[-1], flush=True)
             if kind == "group:0":
-                group_models = {"split": split, "after": after}
+                group_models = {"split": split, "after": after, "test_mae": test_mae}
 
         reference = None
         if group_models:
@@ -142,7 +143,7 @@ def run_scope(args, scope: str) -> dict:
             forget_ages = ws.ages(split.forget)
             after_forget = ws.predict(group_models["after"].model, split.forget)
             scratch_forget = ws.predict(scratch.model, split.forget)
-            after_test_mae = ws.evaluate(group_models["after"].model)["test_mae"]
+            after_test_mae = group_models["test_mae"]
             scratch_test_mae = ws.evaluate(scratch.model)["test_mae"]
             retrained = ws.retrained(parse_forget(prepared.manifest, "group:0"), seed=0)
             r_forget = ws.predict(retrained.model, split.forget)

@@ -95,14 +95,7 @@ def main() -> None:
     scopes = tuple(args.scopes.split(","))
     config = RunConfig.from_preset("thesis", scopes)
     if args.memorising_shadows is not None:
-        config = replace(
-            config,
-            memorising_by_scope=tuple(
-                (scope, replace(verdict, ulira_shadows=args.memorising_shadows))
-                for scope, verdict in config.memorising_by_scope
-                if args.memorising_shadows
-            ),
-        )
+        config = config.with_memorising_shadows(args.memorising_shadows)
     timings = {}
     for scope in scopes:  # the two training experiments, timed on their own (the report run reuses their cells)
         workspace = workspace_for(prepared, config, scope, cache, progress=False)

@@ -382,11 +382,7 @@ def _run_config(args: argparse.Namespace, scopes: tuple[str, ...]):
     verdicts, verdicts_by_scope = config.verdicts, config.verdicts_by_scope
     memorising_by_scope = config.memorising_by_scope
     if getattr(args, "memorising_shadows", None) is not None:
-        memorising_by_scope = tuple(
-            (scope, replace(verdict, ulira_shadows=args.memorising_shadows))
-            for scope, verdict in memorising_by_scope or (("last", VerdictConfig(k=0, shadows=0)),)
-            if args.memorising_shadows
-        )
+        memorising_by_scope = config.with_memorising_shadows(args.memorising_shadows).memorising_by_scope
     if getattr(args, "no_verdicts", False):
         verdicts, verdicts_by_scope, memorising_by_scope = None, (), ()
     elif getattr(args, "verdict_k", None) is not None or getattr(args, "shadows", None) is not None:

@@ -60,6 +60,17 @@ class RunConfig:
     executor: str = "local"  # where many-model work runs: local or ray (olvido.executor)
     ray_address: str | None = None  # an existing Ray cluster to join (executor ray)
 
+    def with_memorising_shadows(self, shadows: int) -> "RunConfig":
+        """The memorising regime with ``shadows`` U-LiRA shadow originals (in the ``last`` scope where the
+        preset has no regime); 0 skips it."""
+        regime = self.memorising_by_scope or (("last", VerdictConfig(k=0, shadows=0)),)
+        return replace(
+            self,
+            memorising_by_scope=tuple(
+                (scope, replace(verdict, ulira_shadows=shadows)) for scope, verdict in regime if shadows
+            ),
+        )
+
     @classmethod
     def from_preset(cls, name: str = "thesis", scopes: tuple[str, ...] = ("head",)) -> "RunConfig":
         if name not in PRESETS:
