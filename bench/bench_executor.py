@@ -6,7 +6,7 @@ whether the numbers are identical.
         --data ../shared/data/utkface/UTKFace.tar.gz --warm-cache CACHE
     # issue 11's K = 128 criterion, Ray only:
     ... bench/bench_executor.py --data ... --warm-cache CACHE --runs ray --k 128 \
-        --methods finetune=2,random_labels=2,ct=2
+        --methods finetune=2,random_labels=2,blindspot=1
 
 Each run gets a fresh cache holding only the face-pretrained backbone, decoded images and features (copied
 from --warm-cache), so every model (R, O, the reference and calibration sets of K retrained models) and

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from helpers import link_cache_files
+
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_ARCHIVE = REPO.parent / "shared" / "data" / "utkface" / "UTKFace.tar.gz"
 # torchvision's offline ImageNet weights; set before any test module builds a backbone.
@@ -33,6 +35,18 @@ def prepared(synthetic_faces, session_cache):
     from olvido.data import ProtocolConfig, prepare_faces
 
     return prepare_faces(synthetic_faces, ProtocolConfig(seed=0), cache=session_cache)
+
+
+@pytest.fixture(scope="session")
+def share_features(prepared, session_cache):
+    """``share_features(cache)`` puts the head-scope features of the synthetic faces under the tests' usual
+    model (ImageNet MobileNetV2, no mirror views) into a test's own cache, extracted once per session:
+    extraction dominates a small test's time, and tests of extraction itself do not use this."""
+    from olvido.experiments.workspace import ModelConfig, Workspace
+
+    model = ModelConfig(init="imagenet", ensemble=1, mirror=False)
+    _ = Workspace(prepared, model, cache=session_cache, progress=False).inputs
+    return lambda cache: link_cache_files(session_cache, Path(cache), "features")
 
 
 @pytest.fixture(scope="session")

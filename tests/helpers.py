@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -26,6 +27,21 @@ def _has_imagenet_weights() -> bool:
 
 
 needs_weights = pytest.mark.skipif(not _has_imagenet_weights(), reason="ImageNet MobileNetV2 weights not in TORCH_HOME")
+
+
+def link_cache_files(source: Path, target: Path, *folders: str) -> Path:
+    """Hard-links (copies across file systems) every file of ``folders`` of cache ``source`` into ``target``;
+    cache files are written atomically and never changed in place, so sharing them is safe."""
+    for folder in folders:
+        (target / folder).mkdir(parents=True, exist_ok=True)
+        for path in (source / folder).iterdir():
+            destination = target / folder / path.name
+            if not destination.exists():
+                try:
+                    os.link(path, destination)
+                except OSError:
+                    shutil.copy2(path, destination)
+    return target
 
 
 class Untouchable(Dataset):

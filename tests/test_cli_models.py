@@ -5,16 +5,26 @@ import json
 import pandas as pd
 import pytest
 
-from olvido.cli import main
+from olvido.cli import _workspace, build_parser, main
 from olvido.data.protocol import NOT_AUGMENTED
 
-from helpers import needs_weights
+from helpers import link_cache_files, needs_weights
 
 COMMON = ["--data", "synthetic:1500", "--init", "imagenet", "--ensemble", "1", "--no-mirror", "--json"]
 
 
+@pytest.fixture(scope="module")
+def warm_cache(tmp_path_factory):
+    """``warm_cache(folder)`` puts the manifest and features of COMMON's faces and model (no trained model)
+    into a test's cache, extracted once for the module: each test pays for its own trainings only."""
+    template = tmp_path_factory.mktemp("cli-template")
+    _ = _workspace(build_parser().parse_args(["-q", "--cache", str(template), "train", "original", *COMMON])).inputs
+    return lambda folder: link_cache_files(template, folder, "features", "manifests")
+
+
 @needs_weights
-def test_train_original_and_retrain_print_json_and_hit_the_cache(tmp_path, capsys):
+def test_train_original_and_retrain_print_json_and_hit_the_cache(tmp_path, capsys, warm_cache):
+    warm_cache(tmp_path)
     cache = ["-q", "--cache", str(tmp_path)]
     assert main([*cache, "train", "original", *COMMON]) == 0
     first = json.loads(capsys.readouterr().out)
@@ -30,7 +40,8 @@ def test_train_original_and_retrain_print_json_and_hit_the_cache(tmp_path, capsy
 
 
 @needs_weights
-def test_evaluate_prints_the_verdict_table_as_json(tmp_path, capsys):
+def test_evaluate_prints_the_verdict_table_as_json(tmp_path, capsys, warm_cache):
+    warm_cache(tmp_path)
     args = [
         "-q",
         "--cache",
@@ -75,7 +86,8 @@ def test_bad_model_options_fail_in_one_line(tmp_path, capsys):
 
 
 @needs_weights
-def test_sisa_trains_deletes_one_image_and_evaluates_from_the_cache(tmp_path, capsys):
+def test_sisa_trains_deletes_one_image_and_evaluates_from_the_cache(tmp_path, capsys, warm_cache):
+    warm_cache(tmp_path)
     cache = ["-q", "--cache", str(tmp_path)]
     sisa = ["--shards", "2", "--slices", "2", "--sisa-epochs", "3"]
     assert main([*cache, "sisa", "train", *COMMON, *sisa]) == 0

@@ -54,7 +54,7 @@ def brute_force_epsilon(unlearned, retrained, delta=DELTA):
     tpr, fnr, fpr, tnr = rates.T
     if ((fpr + fnr == 0) & (tpr + tnr == 2)).any():
         return EPSILON_CAP
-    rates = rates[fpr * fnr != 0]
+    rates = np.unique(rates[fpr * fnr != 0], axis=0)  # repeated rows give the same epsilon: the max is unchanged
     for tpr, fnr, fpr, tnr in rates:
         if fpr + fnr == 0 and tpr + tnr == 2:
             return EPSILON_CAP

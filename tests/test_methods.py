@@ -321,14 +321,14 @@ def test_concat_samples_keeps_the_order_of_mixed_batches():
 
 
 @needs_weights
-def test_finetune_moves_forget_errors_toward_the_retrained_models(prepared, tmp_path):
+def test_finetune_moves_forget_errors_toward_the_retrained_models(prepared, tmp_path, share_features):
     from olvido.experiments.workspace import ModelConfig, Workspace
 
     ws = Workspace(
         prepared,
         ModelConfig(init="imagenet", ensemble=1, mirror=False),
         fit_config=FAST_FIT,
-        cache=tmp_path,
+        cache=share_features(tmp_path),
         progress=False,
     )
     split = parse_forget(prepared.manifest, "group:0")

@@ -115,14 +115,15 @@ def test_a_workspace_sent_to_workers_carries_its_inputs_as_numpy(workspace):
 
 
 @needs_weights
-def test_seeded_training_gives_identical_predictions_twice(prepared, tmp_path):
+def test_seeded_training_gives_identical_predictions_twice(prepared, tmp_path, share_features):
     runs = []
-    for folder in ("a", "b"):
+    # the first run extracts its features afresh, the second reuses the session's: extraction is seeded too
+    for cache in (tmp_path / "a", share_features(tmp_path / "b")):
         ws = Workspace(
             prepared,
             ModelConfig(init="imagenet", ensemble=1, mirror=False),
             fit_config=FitConfig(epochs=3, patience=None),
-            cache=tmp_path / folder,
+            cache=cache,
             progress=False,
         )
         runs.append(ws.predict(ws.original(seed=4).model, ws.split_ids("test")))

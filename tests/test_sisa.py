@@ -19,12 +19,12 @@ TINY = SisaConfig(shards=2, slices=3, epochs=4)
 
 
 @pytest.fixture(scope="module")
-def workspace(prepared, tmp_path_factory):
+def workspace(prepared, tmp_path_factory, share_features):
     return Workspace(
         prepared,
         ModelConfig(init="imagenet", ensemble=1, mirror=False),
         fit_config=FitConfig(epochs=4, batch_size=128, lr=2e-3),
-        cache=tmp_path_factory.mktemp("sisa"),
+        cache=share_features(tmp_path_factory.mktemp("sisa")),
         progress=False,
     )
 

@@ -37,12 +37,12 @@ TINY = StudyConfig(
 
 
 @pytest.fixture(scope="module")
-def tiny_workspace(prepared, tmp_path_factory):
+def tiny_workspace(prepared, tmp_path_factory, share_features):
     return Workspace(
         prepared,
         ModelConfig(init="imagenet", ensemble=1, mirror=False),
         fit_config=FAST_FIT,
-        cache=tmp_path_factory.mktemp("study"),
+        cache=share_features(tmp_path_factory.mktemp("study")),
         progress=False,
     )
 
@@ -103,7 +103,7 @@ def test_cell_metrics_match_the_stored_predictions(tiny_workspace):
 @needs_weights
 def test_report_builds_from_a_tiny_run(tiny_workspace, tmp_path):
     memorising = VerdictConfig(k=0, shadows=0, ulira_shadows=6, relearn_max_epochs=5)
-    memorising_fit = FitConfig(epochs=12, batch_size=128, lr=2e-3, patience=None)  # no early stopping
+    memorising_fit = FitConfig(epochs=6, batch_size=128, lr=2e-3, patience=None)  # no early stopping
     result = run_study(tiny_workspace, TINY, False, memorising=memorising, memorising_fit=memorising_fit)
     assert set(result.best) == {"finetune", "random_labels"}
     models = [row["model"] for row in result.memorising]
@@ -200,7 +200,7 @@ def test_study_config_is_checked_up_front():
 @needs_weights
 def test_cells_computed_on_ray_match_cells_computed_here(prepared, tiny_workspace, tmp_path):
     ray = pytest.importorskip("ray", reason="Ray is installed by `make test`; this must not skip there")
-    config = StudyConfig(seeds=(0, 1), groups=(0,), methods=("finetune",), sweeps=(("finetune", (1,)),))
+    config = StudyConfig(seeds=(0,), groups=(0,), methods=("finetune",), sweeps=(("finetune", (1,)),))
     tables = {}
     for name in ("local", "ray"):
         # fresh caches (every model trained under the executor), the same embeddings (no re-extraction)
@@ -212,7 +212,7 @@ def test_cells_computed_on_ray_match_cells_computed_here(prepared, tiny_workspac
         options = dict(threads=1) if name == "local" else dict(cpus=2)
         with get_executor(name, progress=False, **options) as executor:
             tables[name] = Study(workspace, config, progress=False, executor=executor).run_sweep()
-        assert len(list((tmp_path / name / "cells").glob("*.json"))) == len(tables[name]) == 2 * 4
+        assert len(list((tmp_path / name / "cells").glob("*.json"))) == len(tables[name]) == 4
     assert not ray.is_initialized()
     timing = ["seconds", "retrain_seconds", "time_ratio"]
     pd.testing.assert_frame_equal(tables["local"].drop(columns=timing), tables["ray"].drop(columns=timing))

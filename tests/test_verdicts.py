@@ -66,12 +66,12 @@ def test_distances_by_hand():
 
 
 @pytest.fixture(scope="module")
-def workspace(prepared, tmp_path_factory):
+def workspace(prepared, tmp_path_factory, share_features):
     return Workspace(
         prepared,
         ModelConfig(init="imagenet", ensemble=1, mirror=False),
         fit_config=FAST_FIT,
-        cache=tmp_path_factory.mktemp("verdicts"),
+        cache=share_features(tmp_path_factory.mktemp("verdicts")),
         progress=False,
     )
 
@@ -102,13 +102,13 @@ def test_retraining_looks_like_a_perfect_forget_and_the_original_does_not(worksp
 
 
 @needs_weights
-def test_a_planted_canary_is_flagged_on_the_original_and_not_after_retraining(prepared, tmp_path):
+def test_a_planted_canary_is_flagged_on_the_original_and_not_after_retraining(prepared, tmp_path, share_features):
     # Memorising one image needs training past the early-stopping point: a fixed 20 epochs, on a
     # 1,500-image subset to keep the ten trainings fast.
     workspace = Workspace(
         prepared,
         ModelConfig(init="imagenet", ensemble=1, mirror=False),
-        cache=tmp_path,
+        cache=share_features(tmp_path),
         progress=False,
         fit_config=FitConfig(epochs=20, batch_size=128, lr=2e-3, patience=None),
     )
