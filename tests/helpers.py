@@ -29,6 +29,14 @@ def _has_imagenet_weights() -> bool:
 needs_weights = pytest.mark.skipif(not _has_imagenet_weights(), reason="ImageNet MobileNetV2 weights not in TORCH_HOME")
 
 
+def small_workspace(prepared, cache, fit_config: FitConfig = FAST_FIT):
+    """The tests' usual workspace: ImageNet MobileNetV2, one member, no mirror views, ``fit_config``, quiet."""
+    from olvido.experiments.workspace import ModelConfig, Workspace
+
+    model = ModelConfig(init="imagenet", ensemble=1, mirror=False)
+    return Workspace(prepared, model, fit_config=fit_config, cache=cache, progress=False)
+
+
 def link_cache_files(source: Path, target: Path, *folders: str) -> Path:
     """Hard-links (copies across file systems) every file of ``folders`` of cache ``source`` into ``target``;
     cache files are written atomically and never changed in place, so sharing them is safe."""

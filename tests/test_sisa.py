@@ -10,22 +10,17 @@ from olvido.data import parse_forget
 from olvido.data.protocol import NOT_AUGMENTED
 from olvido.errors import OlvidoError
 from olvido.experiments.sisa import Sisa, SisaConfig
-from olvido.experiments.workspace import ModelConfig, Workspace
 from olvido.training import FitConfig
 
-from helpers import KilledAfterFirstJob, needs_weights
+from helpers import KilledAfterFirstJob, needs_weights, small_workspace
 
 TINY = SisaConfig(shards=2, slices=3, epochs=4)
 
 
 @pytest.fixture(scope="module")
 def workspace(prepared, tmp_path_factory, share_features):
-    return Workspace(
-        prepared,
-        ModelConfig(init="imagenet", ensemble=1, mirror=False),
-        fit_config=FitConfig(epochs=4, batch_size=128, lr=2e-3),
-        cache=share_features(tmp_path_factory.mktemp("sisa")),
-        progress=False,
+    return small_workspace(
+        prepared, share_features(tmp_path_factory.mktemp("sisa")), FitConfig(epochs=4, batch_size=128, lr=2e-3)
     )
 
 

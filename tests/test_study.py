@@ -20,12 +20,12 @@ from olvido.experiments.study import (
     run_study,
 )
 from olvido.experiments.verdicts import RETRAINED_OTHER_SEED, VerdictConfig
-from olvido.experiments.workspace import ModelConfig, Workspace
+from olvido.experiments.workspace import Workspace
 from olvido.metrics import forgetting
 from olvido.report.study_report import leaderboard, write_report
 from olvido.training import FitConfig
 
-from helpers import FAST_FIT, needs_weights
+from helpers import FAST_FIT, needs_weights, small_workspace
 
 TINY = StudyConfig(
     seeds=(0, 1),
@@ -38,13 +38,7 @@ TINY = StudyConfig(
 
 @pytest.fixture(scope="module")
 def tiny_workspace(prepared, tmp_path_factory, share_features):
-    return Workspace(
-        prepared,
-        ModelConfig(init="imagenet", ensemble=1, mirror=False),
-        fit_config=FAST_FIT,
-        cache=share_features(tmp_path_factory.mktemp("study")),
-        progress=False,
-    )
+    return small_workspace(prepared, share_features(tmp_path_factory.mktemp("study")))
 
 
 @needs_weights
@@ -157,6 +151,34 @@ def test_report_builds_from_a_tiny_run(tiny_workspace, tmp_path):
     # Forgetting rises strictly with alpha for every model that differs from R (exp(-d/alpha) grows with alpha)
     means = alpha.groupby(["method", "alpha"])["forgetting"].mean().unstack()
     assert (means[15.0] > means[5.0]).all()
+
+
+@needs_weights
+def test_tuned_configurations_run_beside_the_defaults_and_lead_the_board(tiny_workspace, tmp_path):
+    best = run_study(tiny_workspace, TINY, progress=False).best
+    same = {"finetune": {"epochs": best["finetune"]}}  # the default's knob value and nothing else: the same cells
+    result = run_study(tiny_workspace, TINY, progress=False, tuned=same)
+    defaults = result.runs[(result.runs["experiment"] == "methods") & (result.runs["method"] == "finetune")]
+    columns = ["group", "seed", "F", "forget_mae"]
+    pd.testing.assert_frame_equal(
+        result.tuned_runs[columns].reset_index(drop=True), defaults[columns].reset_index(drop=True)
+    )
+    tuned = {"finetune": {"epochs": 6, "lr": 0.01}, "random_labels": {"epochs": 1}}
+    result = run_study(tiny_workspace, TINY, progress=False, tuned=tuned)
+    assert result.tuned == tuned and len(result.tuned_runs) == 2 * len(TINY.groups) * len(TINY.seeds)
+    finetune = result.tuned_runs[result.tuned_runs["method"] == "finetune"]
+    assert set(finetune["value"]) == {6} and not np.allclose(finetune["forget_mae"], defaults["forget_mae"])
+    board = leaderboard(result).set_index("method")
+    assert board.loc["finetune", "setting"] == "tuned: epochs 6, lr 0.01" and board.loc["finetune", "tuned"]
+    assert board.loc["finetune", "F"] == pytest.approx(finetune["F"].mean())
+    index = write_report([result], tmp_path / "report", {"command": "test", "date": "today"})
+    assert "### Default against tuned" in index.read_text()
+    table = pd.read_csv(tmp_path / "report" / "default_vs_tuned.csv")
+    assert list(table["variant"]) == ["default", "tuned"] * 2
+    runs = pd.read_csv(tmp_path / "report" / "runs.csv")
+    assert (runs["experiment"] == "methods (tuned)").sum() == len(result.tuned_runs)
+    with pytest.raises(OlvidoError, match="unknown config field 'speed'"):
+        run_study(tiny_workspace, TINY, progress=False, tuned={"finetune": {"speed": 2}})
 
 
 @needs_weights

@@ -26,7 +26,7 @@ from olvido.metrics.mia import (
 )
 from olvido.training import FitConfig
 
-from helpers import FAST_FIT, needs_weights
+from helpers import needs_weights, small_workspace
 
 
 def test_population_attack_separates_memorised_from_unseen_and_not_alike():
@@ -67,13 +67,7 @@ def test_distances_by_hand():
 
 @pytest.fixture(scope="module")
 def workspace(prepared, tmp_path_factory, share_features):
-    return Workspace(
-        prepared,
-        ModelConfig(init="imagenet", ensemble=1, mirror=False),
-        fit_config=FAST_FIT,
-        cache=share_features(tmp_path_factory.mktemp("verdicts")),
-        progress=False,
-    )
+    return small_workspace(prepared, share_features(tmp_path_factory.mktemp("verdicts")))
 
 
 @needs_weights

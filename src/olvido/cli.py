@@ -256,6 +256,43 @@ def cmd_sisa(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_tune(args: argparse.Namespace) -> int:
+    from olvido.executor import get_executor
+    from olvido.experiments.tuning import TUNING_SEEDS, Tuner, TuningConfig
+    from olvido.pipeline import RunConfig
+    from olvido.report.tuning_report import write_tuning
+
+    if args.ensemble is None:  # the study's models: one member per seed in the last and all scopes
+        args.ensemble = dict(RunConfig().ensemble_by_scope).get(args.scope, 3)
+    config = TuningConfig(
+        trials=args.trials,
+        seeds=args.tuning_seeds or TUNING_SEEDS,
+        group=args.group,
+        forget_fraction=args.forget_fraction,
+        prune=not args.no_prune,
+    )
+    workspace = _workspace(args)
+    results = []
+    with get_executor(args.executor, args.ray_address, progress=not args.quiet) as executor:
+        for method in args.methods.split(","):
+            tuner = Tuner(workspace, method.strip(), config, args.storage, executor, progress=not args.quiet)
+            results.append(tuner.run())
+    summary = write_tuning(args.out, results)
+    report = {"out": str(summary.parent), "tuned": [result.summary() for result in results]}
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        for result in results:
+            params = ", ".join(f"{k}={_short(v)}" for k, v in sorted(result.best_params.items()))
+            print(
+                f"{result.method:<18} {result.scope:<5} objective {result.best_value:.4f}  {params}  "
+                f"({result.trials['complete']} complete, {result.trials['pruned']} pruned, "
+                f"{result.trials['fail']} failed; {result.minutes} min)"
+            )
+        print(f"tuned configurations: {summary.parent / 'tuned.yaml'}; summary: {summary}")
+    return 0
+
+
 def _int_list(text: str) -> tuple[int, ...]:
     try:
         values = tuple(int(part) for part in text.split(",") if part.strip())
@@ -403,6 +440,7 @@ def _run_config(args: argparse.Namespace, scopes: tuple[str, ...]):
         memorising_by_scope=memorising_by_scope,
         pretrain=_pretrain_config(args, config.pretrain),
         executor=getattr(args, "executor", "local"),
+        tuned_dir=getattr(args, "tuned", None),
         ray_address=getattr(args, "ray_address", None),
     )
 
@@ -738,8 +776,50 @@ def build_parser() -> argparse.ArgumentParser:
         "--scopes", default="head", help="comma-separated trainable scopes to study (default head; e.g. head,last)"
     )
     run.add_argument("--out", default="results", help="report folder (default results)")
+    run.add_argument(
+        "--tuned",
+        default=None,
+        metavar="DIR",
+        help="a folder `olvido tune` wrote: every tuned method is also run at its tuned configuration, the report "
+        "compares default against tuned and ranks tuned methods at their tuned configurations",
+    )
     _add_executor_options(run)
     run.set_defaults(handler=cmd_run)
+
+    tune = commands.add_parser(
+        "tune",
+        help="tune methods' hyperparameters against retrained models (Optuna, SQLite, resumable)",
+        description="An Optuna study per method (TPE, median pruning), stored in SQLite: each trial unlearns the "
+        "original of three tuning seeds (>= 10000, never the report's) with a sampled configuration and scores it "
+        "against the models retrained with those seeds, on a forget set drawn from the group's training images "
+        "only; the test split is never read. Writes tuned.yaml (read by `olvido run --tuned DIR`), tuning.csv/.md "
+        "and plots to --out. A killed run resumes where it stopped.",
+    )
+    tune.add_argument("methods", metavar="METHOD", help="a registered method, or several comma-separated")
+    _add_model_options(tune)
+    tune.add_argument("--trials", type=_positive_int, default=50, help="trials per method (default 50)")
+    tune.add_argument(
+        "--storage", default=None, help="Optuna storage URL (default sqlite:///CACHE/tuning/optuna.sqlite3)"
+    )
+    tune.add_argument(
+        "--group", type=_non_negative_int, default=0, help="age group of the tuning forget set (default 0)"
+    )
+    tune.add_argument(
+        "--forget-fraction",
+        type=float,
+        default=0.5,
+        help="part of the group's training originals forgotten while tuning (default 0.5)",
+    )
+    tune.add_argument(
+        "--tuning-seeds",
+        type=_int_list,
+        default=None,
+        help="comma-separated, each >= 10000 (default 10000,10001,10002)",
+    )
+    tune.add_argument("--no-prune", action="store_true", help="score every trial on every seed")
+    tune.add_argument("--out", default="tuned", help="folder for tuned.yaml, the summary and plots (default tuned)")
+    _add_executor_options(tune)
+    tune.set_defaults(handler=cmd_tune)
 
     methods = commands.add_parser(
         "methods", help="list the registered unlearning methods (name, needs, scopes, knob, defaults, reference)"

@@ -38,6 +38,7 @@ class LocalExecutor:
     the same numbers as Ray bit for bit; the default uses every core for each job instead."""
 
     name = "local"
+    slots = 1  # jobs that run at once: callers that choose work as results come back ask this many at a time
 
     def __init__(self, progress: bool = True, threads: int | None = None):
         self.progress = progress
@@ -103,6 +104,11 @@ class RayExecutor:
                 except ConnectionError as error:
                     raise OlvidoError(f"--ray-address {address}: no Ray cluster answered ({error})") from None
         self._task = ray.remote(num_cpus=1)(_one_thread)
+
+    @property
+    def slots(self) -> int:
+        """Jobs that run at once: the cluster's CPUs (one per task)."""
+        return max(1, int(self._ray.cluster_resources().get("CPU", 1)))
 
     def map(self, function: Callable[[Any, Any], Any], items: Iterable, shared: Any = None, description: str = "jobs"):
         return _in_order(self.imap(function, items, shared, description))

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 
@@ -35,7 +35,7 @@ from olvido.data.forget import ForgetSplit, forget_age_group
 from olvido.data.protocol import FORGET_GROUPS
 from olvido.errors import OlvidoError
 from olvido.experiments.workspace import MEMORISING_FIT, Workspace
-from olvido.methods import THESIS_METHODS, config_for, get_method, list_methods
+from olvido.methods import THESIS_METHODS, config_for, get_method, list_methods, make_config
 from olvido.metrics import (
     absolute_errors,
     f_score,
@@ -86,10 +86,15 @@ class StudyConfig:
     methods: tuple[str, ...] | None = None
     sweeps: tuple[tuple[str, tuple], ...] = ()
     best: tuple[tuple[str, float], ...] = ()
+    # Config values per method applied to every one of its cells (a tuned configuration, ``tuned_study``):
+    # the values are part of each cell's key, so these cells never mix with the defaults' cells.
+    configs: tuple[tuple[str, tuple[tuple[str, object], ...]], ...] = ()
 
     def __post_init__(self) -> None:
         for method in list(self.methods or ()) + [m for m, _ in self.sweeps] + [m for m, _ in self.best]:
             get_method(method)
+        for method, values in self.configs:
+            make_config(method, **dict(values))
         for group in (self.sweep_group, *self.groups):
             if not 0 <= group < len(FORGET_GROUPS):
                 raise OlvidoError(f"group {group}: expected one of 0..{len(FORGET_GROUPS) - 1}")
@@ -114,6 +119,22 @@ class StudyConfig:
 
     def sweep_values(self, method: str) -> tuple:
         return dict(self.sweeps).get(method, get_method(method).knob.values)
+
+    def config_values(self, method: str) -> dict:
+        """The config values this study sets for ``method`` besides its knob (``configs``)."""
+        return dict(dict(self.configs).get(method, ()))
+
+    def tuned(self, tuned: dict[str, dict], scope: str) -> "StudyConfig":
+        """The methods experiment of every method of this study that has a tuned configuration (``olvido tune``'s
+        params: the knob's value and other config values), at that configuration."""
+        methods = [m for m in self.methods_for(scope) if m in tuned]
+        best, configs = [], []
+        for method in methods:
+            values = dict(tuned[method])
+            knob = get_method(method).knob.name
+            best.append((method, canonical_value(values.pop(knob, get_method(method).defaults()[knob]))))
+            configs.append((method, tuple(sorted(values.items()))))
+        return replace(self, methods=tuple(methods), sweeps=(), best=tuple(best), configs=tuple(configs))
 
 
 @dataclass
@@ -146,7 +167,8 @@ class Study:
     def _key(self, method: str, group: int, value, seed: int) -> str:
         unlearn_config = None
         if method not in REFERENCES:
-            unlearn_config = config_for(method, self.ws.fit_config, value, seed, self.ws.device).to_dict()
+            extra = self.config.config_values(method)
+            unlearn_config = config_for(method, self.ws.fit_config, value, seed, self.ws.device, **extra).to_dict()
         return stable_hash(
             {
                 "manifest": self.ws.prepared.manifest.hash,
@@ -206,7 +228,8 @@ class Study:
         if unlearning:
             seeds = sorted({seed for *_, seed in unlearning})
             states = {seed: ws.original(seed).model.state_dict() for seed in seeds}
-            shared = (ws.for_workers(), self._splits, states)
+            extras = {method: self.config.config_values(method) for method, *_ in unlearning}
+            shared = (ws.for_workers(), self._splits, states, extras)
             done = self.executor.imap(_cell_job, unlearning, shared=shared, description="cells")
             for index, computed in done:  # scored and stored as each comes back
                 self.cell(*unlearning[index], computed=computed)
@@ -226,7 +249,8 @@ class Study:
                 original = ws.original(seed)
                 model, seconds = original.model, original.meta["seconds"]
             else:
-                result = ws.unlearn(method, ws.original(seed).model, split, value, seed)
+                extra = self.config.config_values(method)
+                result = ws.unlearn(method, ws.original(seed).model, split, value, seed, **extra)
                 model, seconds = result.model, result.seconds
             predictions = cell_predictions(ws, split, model)
         reference = predictions if method == RETRAINED else self.cell(RETRAINED, group, None, seed).predictions
@@ -406,11 +430,11 @@ def cell_predictions(workspace: Workspace, split: ForgetSplit, model) -> dict[st
 def _cell_job(shared, cell) -> tuple[float, dict[str, np.ndarray]]:
     """An executor job: one unlearning cell's wall seconds and predictions (the original's weights come with
     the job)."""
-    workspace, splits, originals = shared
+    workspace, splits, originals, extras = shared
     method, group, value, seed = cell
     original = workspace.new_model(seed=0)
     original.load_state_dict(originals[seed])
-    result = workspace.unlearn(method, original.eval(), splits[group], value, seed)
+    result = workspace.unlearn(method, original.eval(), splits[group], value, seed, **extras[method])
     return result.seconds, cell_predictions(workspace, splits[group], result.model)
 
 
@@ -432,6 +456,9 @@ class StudyResult:
     # The memorising regime (``MEMORISING_FIT``): its verdict rows (with U-LiRA) and what its models memorise
     memorising: list[dict] = field(default_factory=list)
     memorising_summary: dict = field(default_factory=dict)
+    # The methods experiment again at each tuned configuration (``olvido tune``), and those configurations
+    tuned_runs: pd.DataFrame = field(default_factory=pd.DataFrame)
+    tuned: dict[str, dict] = field(default_factory=dict)
 
 
 def run_study(
@@ -442,13 +469,17 @@ def run_study(
     executor=None,
     memorising=None,
     memorising_fit: FitConfig | None = None,
+    tuned: dict[str, dict] | None = None,
 ) -> StudyResult:
     """The sweep, the methods experiment and the alpha experiment (in that order: the later ones use the
     sweep's best values) for one workspace, then, with a ``VerdictConfig``, the verdicts of O and each
     method (best values) on the sweep group; ``executor`` runs the verdicts' many-model work (None: here).
 
     ``memorising`` (a ``VerdictConfig``): the same verdicts again in the memorising regime, where models are
-    trained with ``memorising_fit`` (default: ``MEMORISING_FIT`` of the scope) and memorise their faces."""
+    trained with ``memorising_fit`` (default: ``MEMORISING_FIT`` of the scope) and memorise their faces.
+
+    ``tuned`` (method -> config values, ``load_tuned``): the methods experiment again for each of those methods
+    at its tuned configuration (``StudyResult.tuned_runs``), beside the defaults' results."""
     from olvido.experiments.verdicts import Verdicts, feature_injection, interclass_confusion
 
     started = time.perf_counter()
@@ -480,6 +511,11 @@ def run_study(
         | {"methods": list(study.methods)},
         predictions=study.predictions_table(runs),
     )
+    if tuned:
+        tuned_config = config.tuned(tuned, workspace.model_config.scope)
+        tuned_runs = Study(workspace, tuned_config, progress, executor).run_methods()
+        result.tuned_runs = tuned_runs[tuned_runs["method"].isin(tuned_config.methods)].reset_index(drop=True)
+        result.tuned = {method: dict(tuned[method]) for method in tuned_config.methods}
     if verdicts is not None:
         split = study.split(config.sweep_group)
         thesis = {m: v for m, v in study.best.items() if m in THESIS_METHODS} or dict(list(study.best.items())[:2])

@@ -35,7 +35,7 @@ import torch
 from torch import nn
 
 from olvido.errors import OlvidoError
-from olvido.methods.base import Knob, UnlearnConfig, UnlearnContext, register
+from olvido.methods.base import LEARNING_RATE, Knob, Param, UnlearnConfig, UnlearnContext, register
 from olvido.methods.layers import hidden_layers
 from olvido.training import as_loader, fit, to_channels_last
 
@@ -142,6 +142,7 @@ def redraw_units(layer: nn.Module, units: torch.Tensor, fresh: nn.Module) -> Non
     reference="thesis 2.2 (perturb-then-fine-tune with activation values)",
     needs=("retain", "forget"),
     knob=Knob("fraction", (0.05, 0.1, 0.2, 0.4), label="fraction of units re-drawn"),
+    space={"fraction": Param(0.02, 0.6), "epochs": Param(1, 8, integer=True), "lr": LEARNING_RATE},
     continues_recipe=True,
 )
 def activation_reset(model: nn.Module, context: UnlearnContext, config: ActivationResetConfig) -> nn.Module:

@@ -92,6 +92,31 @@ class Knob:
         return self.label or self.name.replace("_", " ")
 
 
+@dataclass(frozen=True)
+class Param:
+    """One hyperparameter's tuning range, ``[low, high]``: log-uniform with ``log``, whole numbers with
+    ``integer`` (the Optuna distributions ``olvido tune`` samples from)."""
+
+    low: float
+    high: float
+    log: bool = False
+    integer: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.low < self.high or (self.log and self.low <= 0):
+            raise ValueError(f"tuning range [{self.low}, {self.high}]: expected low < high (and low > 0 if log)")
+
+    def suggest(self, trial, name: str):
+        if self.integer:
+            return trial.suggest_int(name, int(self.low), int(self.high), log=self.log)
+        return trial.suggest_float(name, self.low, self.high, log=self.log)
+
+
+# The ranges most methods share (DeepUnlearn's, METHODS.md section 5, narrowed to Adam's useful rates and to
+# ten epochs, its cap for UTKFace: 20% of the training epochs).
+LEARNING_RATE = Param(1e-5, 1e-2, log=True)
+EPOCHS = Param(1, 10, integer=True)
+
 MethodFunction = Callable[[nn.Module, "UnlearnContext", UnlearnConfig], nn.Module]
 
 
@@ -116,6 +141,7 @@ class MethodSpec:
     knob: Knob = Knob("epochs", (2, 4, 8, 16))
     continues_recipe: bool = False
     per_member: bool = True
+    space: tuple[tuple[str, Param], ...] = ()  # what ``olvido tune`` searches: config fields and their ranges
 
     def defaults(self) -> dict:
         return self.config_class().to_dict()
@@ -133,6 +159,7 @@ class MethodSpec:
             "knob": {"name": self.knob.name, "values": list(self.knob.values)},
             "continues_recipe": self.continues_recipe,
             "defaults": self.defaults(),
+            "space": {name: vars(param) for name, param in self.space},
         }
 
 
@@ -152,13 +179,19 @@ def register(
     knob: Knob = Knob("epochs", (2, 4, 8, 16)),
     continues_recipe: bool = False,
     per_member: bool = True,
+    space: dict[str, Param] | None = None,
 ) -> Callable[[MethodFunction], MethodFunction]:
-    """Register ``method(model, context, config) -> model`` under ``name`` (refuses duplicates)."""
+    """Register ``method(model, context, config) -> model`` under ``name`` (refuses duplicates). ``space``:
+    the config fields ``olvido tune`` searches and their ranges (None: nothing to tune)."""
     unknown = set(needs) - set(NEEDS)
     if unknown:
         raise ValueError(f"method {name!r}: unknown needs {sorted(unknown)}; expected some of {NEEDS}")
-    if knob.name not in {f.name for f in fields(config_class)}:
+    field_names = {f.name for f in fields(config_class)}
+    if knob.name not in field_names:
         raise ValueError(f"method {name!r}: knob {knob.name!r} is not a field of {config_class.__name__}")
+    space = dict(space or {})
+    if set(space) - field_names:
+        raise ValueError(f"method {name!r}: tuning space {sorted(set(space) - field_names)} are not config fields")
 
     def decorator(function: MethodFunction) -> MethodFunction:
         if name in METHODS:
@@ -176,6 +209,7 @@ def register(
             knob,
             continues_recipe,
             per_member,
+            tuple(space.items()),
         )
         return function
 
@@ -391,8 +425,11 @@ def predictions_of(model: nn.Module, data: Data, device: torch.device | str = "a
 
 
 __all__ = [
+    "EPOCHS",
+    "LEARNING_RATE",
     "METHODS",
     "Knob",
+    "Param",
     "MethodSpec",
     "UnlearnConfig",
     "UnlearnContext",

@@ -25,7 +25,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from olvido.methods.base import Knob, UnlearnConfig, UnlearnContext, dataset_of, predictions_of, register, targets_of
+from olvido.methods.base import (
+    LEARNING_RATE,
+    Knob,
+    Param,
+    UnlearnConfig,
+    UnlearnContext,
+    dataset_of,
+    predictions_of,
+    register,
+    targets_of,
+)
 from olvido.methods.layers import activations, counterpart, hidden_layers
 from olvido.training import ConcatSamples, Relabeled, fit
 
@@ -53,6 +63,7 @@ def attention(activation: torch.Tensor) -> torch.Tensor:
     reference="Tarun et al., Deep Regression Unlearning, ICML 2023",
     needs=("retain", "forget", "new_model"),
     knob=Knob("epochs", (1, 2, 3, 5)),
+    space={"epochs": Param(1, 5, integer=True), "lr": LEARNING_RATE, "beta": Param(1.0, 500.0, log=True)},
 )
 def blindspot(model: nn.Module, context: UnlearnContext, config: BlindspotConfig) -> nn.Module:
     proxy = context.new_model(config.seed + 1)

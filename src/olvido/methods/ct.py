@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from olvido.errors import OlvidoError
-from olvido.methods.base import Knob, UnlearnConfig, UnlearnContext, register
+from olvido.methods.base import LEARNING_RATE, Knob, Param, UnlearnConfig, UnlearnContext, register
 from olvido.methods.layers import trainable_layers
 from olvido.training import fit
 
@@ -46,6 +46,7 @@ def transpose_kernels(model: nn.Module) -> int:
     reference="NeurIPS 2023 unlearning challenge, 5th place (DeepUnlearn kgltop5)",
     scopes=("last", "all"),
     knob=Knob("epochs", (1, 2, 3, 5)),
+    space={"epochs": Param(1, 5, integer=True), "lr": LEARNING_RATE},
     continues_recipe=True,
 )
 def ct(model: nn.Module, context: UnlearnContext, config: CtConfig) -> nn.Module:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from olvido.methods.base import Knob, UnlearnConfig, UnlearnContext, register
+from olvido.methods.base import EPOCHS, LEARNING_RATE, Knob, UnlearnConfig, UnlearnContext, register
 from olvido.training import fit
 
 
@@ -26,6 +26,7 @@ class FinetuneConfig(UnlearnConfig):
     label="FT",
     reference="thesis 3.2.1 (M_FT); Golatkar et al., CVPR 2020, as a baseline",
     knob=Knob("epochs", (2, 4, 8, 16)),
+    space={"epochs": EPOCHS, "lr": LEARNING_RATE},
     continues_recipe=True,
 )
 def finetune(model: nn.Module, context: UnlearnContext, config: FinetuneConfig) -> nn.Module:

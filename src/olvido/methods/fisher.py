@@ -34,7 +34,7 @@ import torch
 from torch import nn
 
 from olvido.errors import OlvidoError
-from olvido.methods.base import Knob, UnlearnConfig, UnlearnContext, register
+from olvido.methods.base import LEARNING_RATE, Knob, Param, UnlearnConfig, UnlearnContext, register
 from olvido.methods.importance import batch_for, check_options, importances
 from olvido.methods.layers import output_layer
 from olvido.training import fit
@@ -83,6 +83,7 @@ def fisher_variances(model: nn.Module, fisher: dict[str, torch.Tensor], noise: f
     reference="Golatkar et al., CVPR 2020 (AdityaGolatkar/SelectiveForgetting)",
     needs=("retain",),
     knob=Knob("noise", (1e-7, 1e-6, 1e-5, 1e-4), label="noise alpha"),
+    space={"noise": Param(1e-8, 1e-3, log=True), "epochs": Param(1, 5, integer=True), "lr": LEARNING_RATE},
     continues_recipe=True,
 )
 def fisher(model: nn.Module, context: UnlearnContext, config: FisherConfig) -> nn.Module:

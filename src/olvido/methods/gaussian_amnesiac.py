@@ -13,7 +13,16 @@ from dataclasses import dataclass
 import numpy as np
 from torch import nn
 
-from olvido.methods.base import Knob, UnlearnConfig, UnlearnContext, dataset_of, register, targets_of
+from olvido.methods.base import (
+    LEARNING_RATE,
+    Knob,
+    Param,
+    UnlearnConfig,
+    UnlearnContext,
+    dataset_of,
+    register,
+    targets_of,
+)
 from olvido.training import ConcatSamples, Relabeled, fit
 
 
@@ -32,6 +41,7 @@ class GaussianAmnesiacConfig(UnlearnConfig):
     reference="Tarun et al., Deep Regression Unlearning, ICML 2023",
     needs=("retain", "forget"),
     knob=Knob("epochs", (1, 2, 4, 8)),
+    space={"epochs": Param(1, 8, integer=True), "lr": LEARNING_RATE},
 )
 def gaussian_amnesiac(model: nn.Module, context: UnlearnContext, config: GaussianAmnesiacConfig) -> nn.Module:
     labels = np.concatenate([targets_of(context.retain), context.forget_labels])

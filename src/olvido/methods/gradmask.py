@@ -19,7 +19,16 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from olvido.methods.base import Knob, UnlearnConfig, UnlearnContext, check_max_samples, register
+from olvido.methods.base import (
+    EPOCHS,
+    LEARNING_RATE,
+    Knob,
+    Param,
+    UnlearnConfig,
+    UnlearnContext,
+    check_max_samples,
+    register,
+)
 from olvido.methods.saliency import SALIENCY_SAMPLES, check_ratio, masked_update_hooks, saliency_mask
 from olvido.training import fit
 
@@ -44,6 +53,7 @@ class GradMaskConfig(UnlearnConfig):
     reference="thesis 2.2 (gradient-saliency perturb-then-fine-tune); mask as Fan et al., SalUn, ICLR 2024",
     needs=("retain", "forget"),
     knob=Knob("mask_ratio", (0.1, 0.3, 0.5, 0.7), label="salient fraction"),
+    space={"mask_ratio": Param(0.05, 0.9), "epochs": EPOCHS, "lr": LEARNING_RATE},
     continues_recipe=True,
 )
 def gradmask(model: nn.Module, context: UnlearnContext, config: GradMaskConfig) -> nn.Module:

@@ -38,7 +38,7 @@ import torch
 from torch import nn
 
 from olvido.errors import OlvidoError
-from olvido.methods.base import Knob, UnlearnConfig, UnlearnContext, register
+from olvido.methods.base import LEARNING_RATE, Knob, Param, UnlearnConfig, UnlearnContext, register
 from olvido.training import Phase, as_loader, fit, to_channels_last
 
 
@@ -98,6 +98,7 @@ def l1_coefficient(alpha: float, epoch: int, epochs: int, no_l1_epochs: int = 0)
     label="l1-sparse",
     reference="Jia et al., NeurIPS 2023 (OPTML-Group/Unlearn-Sparse, FT_prune)",
     knob=Knob("alpha", (0.1, 0.3, 1.0, 3.0), label="l1 strength"),
+    space={"alpha": Param(0.01, 10.0, log=True), "epochs": Param(3, 12, integer=True), "lr": LEARNING_RATE},
     continues_recipe=True,
 )
 def l1_sparse(model: nn.Module, context: UnlearnContext, config: L1SparseConfig) -> nn.Module:

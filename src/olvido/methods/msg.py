@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from olvido.methods.base import Knob, UnlearnConfig, UnlearnContext, register, reinitialise
+from olvido.methods.base import Knob, Param, UnlearnConfig, UnlearnContext, register, reinitialise
 from olvido.methods.layers import weighted_layers
 from olvido.training import StepHooks, as_loader, fit, to_channels_last
 
@@ -58,6 +58,12 @@ def accumulate_gradients(
     reference="NeurIPS 2023 unlearning challenge, 2nd place (DeepUnlearn kgltop2)",
     needs=("retain", "forget"),
     knob=Knob("epochs", (2, 3, 5, 8)),
+    space={
+        "epochs": Param(1, 8, integer=True),
+        "lr": Param(1e-4, 1e-1, log=True),
+        "reinit_fraction": Param(0.05, 0.6),
+        "kept_grad_scale": Param(0.0, 1.0),
+    },
 )
 def msg(model: nn.Module, context: UnlearnContext, config: MsgConfig) -> nn.Module:
     device = context.device

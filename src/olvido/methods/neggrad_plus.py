@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from olvido.methods.base import Knob, UnlearnConfig, UnlearnContext, register
+from olvido.methods.base import EPOCHS, Knob, Param, UnlearnConfig, UnlearnContext, register
 from olvido.training import cycle_batches, fit
 
 
@@ -43,6 +43,7 @@ class NegGradPlusConfig(UnlearnConfig):
     reference="Kurmanji et al., Towards Unbounded Machine Unlearning, NeurIPS 2023",
     needs=("retain", "forget"),
     knob=Knob("epochs", (1, 2, 5, 10)),
+    space={"epochs": EPOCHS, "lr": Param(1e-4, 1e-1, log=True), "beta": Param(0.5, 0.999)},
 )
 def neggrad_plus(model: nn.Module, context: UnlearnContext, config: NegGradPlusConfig) -> nn.Module:
     low, high = context.label_range

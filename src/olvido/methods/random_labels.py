@@ -21,7 +21,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from olvido.methods.base import Knob, UnlearnConfig, UnlearnContext, dataset_of, register
+from olvido.methods.base import EPOCHS, LEARNING_RATE, Knob, UnlearnConfig, UnlearnContext, dataset_of, register
 from olvido.training import ConcatSamples, fetch_batch, fit
 
 THESIS_OFFSETS = (-6, -5, -4, -3, 3, 4, 5, 6)
@@ -66,6 +66,7 @@ class RandomLabelsConfig(UnlearnConfig):
     reference="thesis 3.2.2 (M_RND)",
     needs=("retain", "forget"),
     knob=Knob("epochs", (2, 4, 8, 16)),
+    space={"epochs": EPOCHS, "lr": LEARNING_RATE},
     continues_recipe=True,
 )
 def random_labels(model: nn.Module, context: UnlearnContext, config: RandomLabelsConfig) -> nn.Module:

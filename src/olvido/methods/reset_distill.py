@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from olvido.methods.base import Knob, UnlearnConfig, UnlearnContext, register
+from olvido.methods.base import LEARNING_RATE, Knob, Param, UnlearnConfig, UnlearnContext, register
 from olvido.methods.layers import OutputTap, first_layer, head_of
 from olvido.training import fit
 
@@ -55,6 +55,12 @@ def distillation(student: OutputTap, teacher: OutputTap, temperature: float, fea
     reference="NeurIPS 2023 unlearning challenge, 6th place (DeepUnlearn kgltop6); thesis 2.4",
     needs=("retain", "val", "teacher"),
     knob=Knob("epochs", (1, 2, 3, 5)),
+    space={
+        "epochs": Param(1, 5, integer=True),
+        "lr": LEARNING_RATE,
+        "temperature": Param(1.0, 8.0),
+        "distill_weight": Param(0.5, 4.0),
+    },
 )
 def reset_distill(model: nn.Module, context: UnlearnContext, config: ResetDistillConfig) -> nn.Module:
     context.fresh(first_layer(model), salt=1)

@@ -33,7 +33,18 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from olvido.errors import OlvidoError
-from olvido.methods.base import Knob, UnlearnConfig, UnlearnContext, check_max_samples, dataset_of, register, targets_of
+from olvido.methods.base import (
+    EPOCHS,
+    LEARNING_RATE,
+    Knob,
+    Param,
+    UnlearnConfig,
+    UnlearnContext,
+    check_max_samples,
+    dataset_of,
+    register,
+    targets_of,
+)
 from olvido.methods.random_labels import THESIS_OFFSETS, ShiftedLabels
 from olvido.methods.saliency import SALIENCY_SAMPLES, check_ratio, masked_update_hooks, saliency_mask
 from olvido.training import ConcatSamples, fetch_batch, fit
@@ -88,6 +99,7 @@ class SalunConfig(UnlearnConfig):
     reference="Fan et al., SalUn, ICLR 2024 (OPTML-Group/Unlearn-Saliency)",
     needs=("retain", "forget"),
     knob=Knob("mask_ratio", (0.1, 0.3, 0.5, 0.7), label="salient fraction"),
+    space={"mask_ratio": Param(0.05, 0.9), "epochs": EPOCHS, "lr": LEARNING_RATE},
     continues_recipe=True,
 )
 def salun(model: nn.Module, context: UnlearnContext, config: SalunConfig) -> nn.Module:

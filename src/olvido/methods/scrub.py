@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from olvido.methods.base import Knob, UnlearnConfig, UnlearnContext, register
+from olvido.methods.base import LEARNING_RATE, Knob, Param, UnlearnConfig, UnlearnContext, register
 from olvido.methods.layers import OutputTap
 from olvido.training import Phase, fit, model_mae
 
@@ -54,6 +54,13 @@ class ScrubConfig(UnlearnConfig):
     reference="Kurmanji et al., Towards Unbounded Machine Unlearning, NeurIPS 2023 (meghdadk/SCRUB)",
     needs=("retain", "forget", "teacher", "holdout"),
     knob=Knob("epochs", (1, 2, 3, 5)),
+    space={
+        "epochs": Param(1, 5, integer=True),
+        "lr": LEARNING_RATE,
+        "alpha": Param(0.0, 1.0),
+        "temperature": Param(1.0, 8.0),
+        "gamma": Param(0.5, 1.0),
+    },
 )
 def scrub(model: nn.Module, context: UnlearnContext, config: ScrubConfig) -> nn.Module:
     low, high = context.label_range

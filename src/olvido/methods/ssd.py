@@ -49,6 +49,7 @@ from torch import nn
 
 from olvido.methods.base import (
     Knob,
+    Param,
     UnlearnConfig,
     UnlearnContext,
     check_max_samples,
@@ -132,6 +133,7 @@ def _ssd(model: nn.Module, context: UnlearnContext, config: SsdConfig, quantity:
     reference=REFERENCE,
     needs=("retain", "forget"),
     knob=Knob("alpha", (2.0, 2.5, 3.0, 3.5), label="selection alpha"),
+    space={"alpha": Param(1.5, 5.0), "dampening": Param(0.1, 10.0, log=True)},
     stochastic=False,
 )
 def ssd(model: nn.Module, context: UnlearnContext, config: SsdConfig) -> nn.Module:
@@ -146,6 +148,7 @@ def ssd(model: nn.Module, context: UnlearnContext, config: SsdConfig) -> nn.Modu
     reference="Foster et al., Loss-Free Machine Unlearning, ICLR 2024 Tiny Paper (SSD README)",
     needs=("retain", "forget"),
     knob=Knob("alpha", (2.0, 2.5, 3.0, 3.5), label="selection alpha"),
+    space={"alpha": Param(1.5, 5.0), "dampening": Param(0.1, 10.0, log=True)},
     stochastic=False,
 )
 def lfssd(model: nn.Module, context: UnlearnContext, config: SsdConfig) -> nn.Module:
@@ -170,6 +173,7 @@ def adaptive_alpha(forget: dict, full: dict, rho: float) -> float:
     reference="Schoepf et al., Parameter-Tuning-Free Data Entry Error Unlearning with Adaptive SSD, 2024",
     needs=("retain", "forget"),
     knob=Knob("dampening", (1.0,), label="dampening lambda"),
+    space={"dampening": Param(0.1, 10.0, log=True)},
     stochastic=False,
 )
 def assd(model: nn.Module, context: UnlearnContext, config: AssdConfig) -> nn.Module:

@@ -1,6 +1,6 @@
 """Metrics: pure functions over per-sample arrays (and, for the NeurIPS score, over [K, n] arrays)."""
 
-from olvido.metrics.distances import mean_prediction_difference, prediction_wasserstein
+from olvido.metrics.distances import mean_prediction_difference, prediction_wasserstein, retraining_gaps
 from olvido.metrics.epsilon import final_score, forget_score
 from olvido.metrics.mia import (
     attack_features,
@@ -32,6 +32,7 @@ __all__ = [
     "mean_prediction_difference",
     "population_attack",
     "prediction_wasserstein",
+    "retraining_gaps",
     "score_attack",
     "utility",
 ]

@@ -1,0 +1,334 @@
+"""Tuning a method's hyperparameters against retraining with Optuna, without touching what the report measures.
+
+One Optuna study per (dataset manifest, model, recipe, scope, method, tuning setup), stored in SQLite: a killed
+run resumes where it stopped (``load_if_exists``). Each trial samples the method's search space (its spec's
+``space``), unlearns the original of every tuning seed and scores the result against the model retrained
+with that seed (``retraining_gaps``: MAE gaps on retain, forget and validation data and the Wasserstein
+distance of forget predictions, METHODS.md section 5); the trial's value is the mean over the seeds, so no
+trial wins on one seed's noise. A TPE sampler (seeded) minimises it; a median pruner drops a trial whose
+first seed already scores worse than the median of earlier trials.
+
+No leak, enforced here: the tuning seeds are >= ``FIRST_TUNING_SEED`` (every model the study, the verdicts
+and SISA report on is trained with a lower seed), the tuning forget set is a seeded part of the age group's
+*training* originals (``tuning_split``), the objective reads retain-train, that forget set and retain-val,
+and the test split is never read.
+
+Trials go through the executor: a batch of as many trials as it has workers is asked at once, their first
+seeds run in parallel, then the remaining seeds of the trials not pruned.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import optuna
+from optuna.trial import TrialState
+from tqdm.auto import tqdm
+
+from olvido.data.forget import ForgetSplit, split_forget
+from olvido.data.protocol import NOT_AUGMENTED
+from olvido.errors import OlvidoError
+from olvido.executor import LocalExecutor
+from olvido.experiments.workspace import Workspace
+from olvido.methods import config_for, get_method, make_config
+from olvido.metrics.distances import TUNING_SETS, retraining_gaps
+from olvido.storage import atomic_write_text, stable_hash
+
+FIRST_TUNING_SEED = 10_000
+TUNING_SEEDS = (10_000, 10_001, 10_002)
+TUNED_FILE = "tuned.yaml"
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+INTERRUPTED = "interrupted"  # user attribute of a trial a killed call left running
+
+
+@dataclass(frozen=True)
+class TuningConfig:
+    trials: int = 50
+    seeds: tuple[int, ...] = TUNING_SEEDS
+    group: int = 0  # the age group whose training part supplies the tuning forget set
+    forget_fraction: float = 0.5  # of that group's training originals
+    retain_samples: int = 2000  # retain-train images the objective scores (a seeded sample; all if fewer)
+    sampler_seed: int = 0
+    prune: bool = True
+
+    def __post_init__(self) -> None:
+        if int(self.trials) != self.trials or self.trials < 1:
+            raise OlvidoError(f"trials {self.trials!r}: expected a whole number >= 1")
+        seeds = tuple(int(s) for s in self.seeds)
+        if len(set(seeds)) < 3 or min(seeds) < FIRST_TUNING_SEED:
+            raise OlvidoError(
+                f"tuning seeds {list(seeds)}: expected at least three distinct seeds >= {FIRST_TUNING_SEED} "
+                "(lower seeds train the models the study and the verdicts report on)"
+            )
+        if not 0 < self.forget_fraction <= 1:
+            raise OlvidoError(f"forget_fraction {self.forget_fraction!r}: expected a fraction in (0, 1]")
+        if int(self.retain_samples) != self.retain_samples or self.retain_samples < 1:
+            raise OlvidoError(f"retain_samples {self.retain_samples!r}: expected a whole number >= 1")
+        object.__setattr__(self, "seeds", seeds)
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "seeds": list(self.seeds)}
+
+
+def tuning_split(workspace: Workspace, group: int, fraction: float) -> ForgetSplit:
+    """The tuning forget set: a seeded ``fraction`` of age group ``group``'s training originals (never its
+    validation part, never a test image), with its retain sets."""
+    from olvido.data import parse_forget
+
+    table = workspace.prepared.manifest.table
+    group_ids = set(parse_forget(workspace.prepared.manifest, f"group:{group}").forget.tolist())
+    training = table[(table["split"] == "train") & (table["source_id"] == NOT_AUGMENTED) & table["id"].isin(group_ids)]
+    ids = np.sort(training["id"].to_numpy())
+    if len(ids) == 0:
+        raise OlvidoError(
+            f"tuning: forget group {group} has no training images in manifest {workspace.prepared.manifest.hash}"
+        )
+    size = max(1, round(fraction * len(ids)))
+    chosen = np.random.default_rng([FIRST_TUNING_SEED, group]).choice(ids, size=size, replace=False)
+    return split_forget(workspace.prepared.manifest, chosen, f"tune:group:{group}:{fraction}")
+
+
+@dataclass
+class TuningResult:
+    method: str
+    scope: str
+    study_name: str
+    storage: str
+    best_params: dict
+    best_value: float
+    best_terms: dict  # the best trial's mean objective terms, seconds and time / retraining
+    trials: dict  # counts by state: complete, pruned, fail
+    minutes: float  # this call's wall time (a resumed study counts only what this call ran)
+    config: dict = field(default_factory=dict)
+
+    def summary(self) -> dict:
+        return asdict(self)
+
+
+class Tuner:
+    """``Tuner(workspace, method, config).run()``: the Optuna study of one method in the workspace's scope."""
+
+    def __init__(
+        self,
+        workspace: Workspace,
+        method: str,
+        config: TuningConfig = TuningConfig(),
+        storage: str | None = None,
+        executor=None,
+        progress: bool = True,
+    ):
+        spec = get_method(method)
+        scope = workspace.model_config.scope
+        if not spec.space:
+            raise OlvidoError(f"method {method!r} has nothing to tune: its spec declares no hyperparameter ranges")
+        if scope not in spec.scopes:
+            raise OlvidoError(
+                f"method {method!r} does not support the {scope} scope (it supports {', '.join(spec.scopes)})"
+            )
+        self.ws, self.method, self.spec, self.config = workspace, method, spec, config
+        self.executor, self.progress = executor or LocalExecutor(progress=False), progress
+        if storage is None:
+            folder = Path(workspace.cache) / "tuning"
+            folder.mkdir(parents=True, exist_ok=True)
+            storage = f"sqlite:///{folder / 'optuna.sqlite3'}"
+        self.storage = storage
+        self.split = tuning_split(workspace, config.group, config.forget_fraction)
+        rng = np.random.default_rng([FIRST_TUNING_SEED, 1])
+        retain = self.split.retain_train
+        self.retain_ids = np.sort(rng.choice(retain, min(len(retain), config.retain_samples), replace=False))
+
+    @property
+    def study_name(self) -> str:
+        identity = {
+            "manifest": self.ws.prepared.manifest.hash,
+            "architecture": self.ws.architecture,
+            "fit": self.ws.fit_config.to_dict(),
+            "method": self.method,
+            "space": {name: asdict(param) for name, param in self.spec.space},
+            "config": {k: v for k, v in self.config.to_dict().items() if k != "trials"},
+            "forget": self.split.key,
+        }
+        return f"{self.method}-{self.ws.model_config.scope}-{stable_hash(identity)}"
+
+    def _sets(self) -> dict[str, np.ndarray]:
+        return {"retain": self.retain_ids, "forget": self.split.forget, "val": self.split.retain_val}
+
+    def references(self) -> tuple[dict, dict, dict]:
+        """Trains (through the executor) or loads every tuning seed's original and retrained model: the
+        originals' weights, the retrained models' predictions on the scored sets and their training seconds."""
+        ws, seeds = self.ws, self.config.seeds
+        jobs = [ws.original_job(s) for s in seeds] + [ws.retrained_job(self.split, s) for s in seeds]
+        ws.ensure_trained(jobs, self.executor)
+        states, references, seconds = {}, {}, {}
+        for seed in seeds:
+            states[seed] = ws.original(seed).model.state_dict()
+            retrained = ws.retrained(self.split, seed)
+            references[seed] = {name: ws.predict(retrained.model, ids) for name, ids in self._sets().items()}
+            seconds[seed] = retrained.meta["seconds"]
+        return states, references, seconds
+
+    def run(self) -> TuningResult:
+        started = time.perf_counter()
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        pruner = optuna.pruners.MedianPruner(n_startup_trials=5) if self.config.prune else optuna.pruners.NopPruner()
+        study = optuna.create_study(
+            storage=self.storage,
+            study_name=self.study_name,
+            load_if_exists=True,
+            direction="minimize",
+            sampler=optuna.samplers.TPESampler(seed=self.config.sampler_seed),
+            pruner=pruner,
+        )
+        for stale in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            # a trial left running by a killed call never finished: closed as failed, it does not count
+            # against the budget, and the rerun asks a new one in its place
+            study._storage.set_trial_user_attr(stale._trial_id, INTERRUPTED, True)
+            study._storage.set_trial_state_values(stale._trial_id, TrialState.FAIL)
+
+        def finished() -> int:
+            return sum(not t.user_attrs.get(INTERRUPTED) for t in study.get_trials(deepcopy=False, states=FINISHED))
+
+        if finished() < self.config.trials:
+            states, references, retrain_seconds = self.references()
+            truth = {name: self.ws.ages(ids) for name, ids in self._sets().items()}
+            shared = (self.ws.for_workers(), self.split, self._sets(), states)
+            slots = max(1, getattr(self.executor, "slots", 1))
+            with tqdm(
+                total=self.config.trials, initial=finished(), desc=f"tuning {self.method}", unit="trial",
+                disable=not self.progress,
+            ) as bar:  # fmt: skip
+                while finished() < self.config.trials:
+                    batch = [study.ask() for _ in range(min(slots, self.config.trials - finished()))]
+                    self._run_batch(study, batch, truth, references, retrain_seconds, shared)
+                    bar.update(len(batch))
+        complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if not complete:
+            raise OlvidoError(f"tuning {self.method}: no trial completed (see the failed trials' user attributes)")
+        best = study.best_trial
+        counts = {
+            state.name.lower(): sum(not t.user_attrs.get(INTERRUPTED) for t in study.get_trials(states=(state,)))
+            for state in FINISHED
+        }
+        return TuningResult(
+            method=self.method,
+            scope=self.ws.model_config.scope,
+            study_name=self.study_name,
+            storage=self.storage,
+            best_params=dict(best.params),
+            best_value=float(best.value),
+            best_terms=dict(best.user_attrs),
+            trials=counts,
+            minutes=round((time.perf_counter() - started) / 60, 2),
+            config=self.config.to_dict(),
+        )
+
+    def _run_batch(self, study, batch, truth, references, retrain_seconds, shared) -> None:
+        """Scores a batch of asked trials: the first tuning seed of each (pruning the hopeless), then the rest."""
+        params, live = {}, []
+        for trial in batch:
+            values = {name: param.suggest(trial, name) for name, param in self.spec.space}
+            try:  # a sampled combination the method's config refuses is a failed trial, not a crash
+                config_for(self.method, self.ws.fit_config, None, 0, self.ws.device, **values)
+            except OlvidoError as error:
+                trial.set_user_attr("error", str(error))
+                study.tell(trial, state=TrialState.FAIL)
+                continue
+            params[trial.number] = values
+            live.append(trial)
+        first, *rest = self.config.seeds
+        scores: dict[int, list[dict]] = {trial.number: [] for trial in live}
+        diverged: dict[int, str] = {}
+
+        def score(items):
+            jobs = [(self.method, params[trial.number], seed) for trial, seed in items]
+            for index, (seconds, predictions) in self.executor.imap(_trial_job, jobs, shared, "trials"):
+                trial, seed = items[index]
+                try:
+                    terms = retraining_gaps(truth, predictions, references[seed])
+                except ValueError as error:  # a run that diverged (NaN predictions) fails its trial
+                    diverged[trial.number] = f"seed {seed}: {error}"
+                    continue
+                scores[trial.number].append(
+                    {**terms, "seconds": seconds, "time_ratio": seconds / retrain_seconds[seed]}
+                )
+
+        def fail_diverged(trials):
+            for trial in trials:
+                if trial.number in diverged:
+                    trial.set_user_attr("error", diverged[trial.number])
+                    study.tell(trial, state=TrialState.FAIL)
+            return [trial for trial in trials if trial.number not in diverged]
+
+        score([(trial, first) for trial in live])
+        survivors = []
+        for trial in fail_diverged(live):
+            trial.report(scores[trial.number][0]["objective"], step=0)
+            if trial.should_prune():
+                study.tell(trial, state=TrialState.PRUNED)
+            else:
+                survivors.append(trial)
+        score([(trial, seed) for trial in survivors for seed in rest])
+        for trial in fail_diverged(survivors):
+            means = {key: float(np.mean([s[key] for s in scores[trial.number]])) for key in scores[trial.number][0]}
+            for key, value in means.items():
+                trial.set_user_attr(key, value)
+            study.tell(trial, means["objective"])
+
+
+def _trial_job(shared, item) -> tuple[float, dict[str, np.ndarray]]:
+    """An executor job: one trial's unlearning run on one tuning seed, as wall seconds and predictions on the
+    scored sets (the original's weights come with the job)."""
+    workspace, split, sets, originals = shared
+    method, values, seed = item
+    original = workspace.new_model(seed=0)
+    original.load_state_dict(originals[seed])
+    result = workspace.unlearn(method, original.eval(), split, None, seed, **values)
+    return result.seconds, {name: workspace.predict(result.model, sets[name]) for name in TUNING_SETS}
+
+
+def save_tuned(folder: str | Path, result: TuningResult) -> Path:
+    """Adds (or replaces) ``result``'s best configuration in ``folder/tuned.yaml``: scope -> method -> the
+    params, the objective, the trial counts and the Optuna study they come from."""
+    import yaml
+
+    path = Path(folder) / TUNED_FILE
+    tuned = yaml.safe_load(path.read_text()) if path.exists() else {}
+    tuned.setdefault(result.scope, {})[result.method] = {
+        "params": {name: _plain(value) for name, value in result.best_params.items()},
+        "objective": round(result.best_value, 5),
+        "trials": result.trials,
+        "study": result.study_name,
+    }
+    atomic_write_text(path, yaml.safe_dump(tuned, sort_keys=True))
+    return path
+
+
+def load_tuned(folder: str | Path) -> dict[str, dict[str, dict]]:
+    """scope -> method -> tuned config values, read from ``folder/tuned.yaml`` (``olvido run --tuned``); an
+    unknown method or config field is a one-line error."""
+    import yaml
+
+    path = Path(folder) / TUNED_FILE
+    if not path.exists():
+        raise OlvidoError(f"--tuned {folder}: no {TUNED_FILE} there; expected the folder `olvido tune --out` wrote")
+    try:
+        tuned = yaml.safe_load(path.read_text()) or {}
+        configs = {
+            scope: {m: dict(entry["params"]) for m, entry in methods.items()} for scope, methods in tuned.items()
+        }
+    except (yaml.YAMLError, AttributeError, KeyError, TypeError) as error:
+        raise OlvidoError(
+            f"{path}: not a tuned-configurations file ({error}); expected scope -> method -> params"
+        ) from None
+    for methods in configs.values():
+        for method, values in methods.items():
+            make_config(method, **values)
+    return configs
+
+
+def _plain(value):
+    """A YAML-friendly Python number (Optuna may hand back numpy scalars)."""
+    return value.item() if isinstance(value, np.generic) else value

@@ -1,0 +1,183 @@
+"""Tuning against retraining: the objective by hand, every method's search space, the leak guard, resuming,
+the tuned-configurations file and the command."""
+
+import json
+
+import numpy as np
+import optuna
+import pandas as pd
+import pytest
+
+from olvido.cli import main
+from olvido.data import parse_forget
+from olvido.errors import OlvidoError
+from olvido.executor import LocalExecutor
+from olvido.experiments.tuning import (
+    FIRST_TUNING_SEED,
+    TUNED_FILE,
+    Tuner,
+    TuningConfig,
+    load_tuned,
+    tuning_split,
+)
+from olvido.experiments.workspace import Workspace
+from olvido.methods import get_method, list_methods, make_config
+from olvido.metrics import retraining_gaps
+from olvido.report.tuning_report import write_tuning
+
+from helpers import KilledAfterFirstJob, needs_weights, small_workspace
+
+TINY = TuningConfig(trials=2, retain_samples=300)
+
+
+class KilledInATrial(KilledAfterFirstJob):
+    """Trains what tuning needs, then is killed once the first trial's first job has come back."""
+
+    def imap(self, function, items, shared=None, description="jobs"):
+        if description != "trials":
+            return LocalExecutor.imap(self, function, items, shared, description)
+        return super().imap(function, items, shared, description)
+
+
+def test_retraining_gaps_by_hand():
+    targets = {"retain": [30.0, 40.0], "forget": [20.0, 22.0], "val": [50.0, 50.0]}
+    reference = {"retain": [31.0, 41.0], "forget": [24.0, 26.0], "val": [52.0, 48.0]}  # MAEs 1, 4, 2
+    model = {"retain": [32.0, 42.0], "forget": [21.0, 23.0], "val": [52.0, 48.0]}  # MAEs 2, 1, 2
+    gaps = retraining_gaps(targets, model, reference)
+    assert gaps["retain_gap"] == pytest.approx(1.0)  # |2 - 1| / 1
+    assert gaps["forget_gap"] == pytest.approx(0.75)  # |1 - 4| / 4
+    assert gaps["val_gap"] == 0.0
+    assert gaps["forget_wasserstein"] == pytest.approx(3 / 4)  # every forget prediction 3 years apart, over 4
+    assert gaps["objective"] == pytest.approx((1.0 + 0.75 + 0.0 + 0.75) / 4)
+    assert retraining_gaps(targets, reference, reference)["objective"] == 0.0
+    with pytest.raises(ValueError, match="missing"):
+        retraining_gaps({"retain": [1.0]}, model, reference)
+    with pytest.raises(ValueError, match="expected 2 samples"):
+        retraining_gaps(targets, {**model, "val": [50.0]}, reference)
+    with pytest.raises(ValueError, match="MAE is 0"):
+        retraining_gaps(targets, model, {**reference, "val": [50.0, 50.0]})
+
+
+@pytest.mark.parametrize("method", list_methods())
+def test_every_search_space_is_made_of_config_fields_the_config_accepts_at_both_ends(method):
+    spec = get_method(method)
+    if not spec.space:
+        assert method == "retrain"  # the reference: nothing to tune
+        return
+    for end in ("low", "high"):
+        values = {name: (int if p.integer else float)(getattr(p, end)) for name, p in spec.space}
+        make_config(method, **values)  # raises on a field the config does not have or a value it refuses
+
+
+def test_tuning_config_refuses_the_reported_seeds_and_bad_values():
+    with pytest.raises(OlvidoError, match=r"tuning seeds \[0, 1, 2\]: expected at least three distinct seeds >= 10000"):
+        TuningConfig(seeds=(0, 1, 2))
+    with pytest.raises(OlvidoError, match="at least three"):
+        TuningConfig(seeds=(10_000, 10_001))
+    with pytest.raises(OlvidoError, match="forget_fraction"):
+        TuningConfig(forget_fraction=0)
+    with pytest.raises(OlvidoError, match="trials"):
+        TuningConfig(trials=0)
+
+
+@pytest.fixture(scope="module")
+def workspace(prepared, tmp_path_factory, share_features):
+    return small_workspace(prepared, share_features(tmp_path_factory.mktemp("tuning")))
+
+
+def test_the_tuning_forget_set_comes_from_the_groups_training_originals_only(workspace):
+    split = tuning_split(workspace, 0, 0.5)
+    table = workspace.prepared.manifest.table.set_index("id")
+    group = parse_forget(workspace.prepared.manifest, "group:0").forget
+    train_part = [i for i in group if table.loc[i, "split"] == "train"]
+    assert set(split.forget) <= set(train_part) and len(split.forget) == round(0.5 * len(train_part))
+    assert np.array_equal(split.forget, tuning_split(workspace, 0, 0.5).forget)  # seeded: the same every time
+
+
+@needs_weights
+def test_tuning_never_touches_a_reported_seed_or_a_test_image(workspace, tmp_path, monkeypatch):
+    read, seeds = [], []
+    dataset, train, ensure_trained = Workspace.dataset, Workspace.train, Workspace.ensure_trained
+
+    def spy_dataset(self, ids, targets=None):
+        read.append(np.asarray(ids))
+        return dataset(self, ids, targets)
+
+    def spy_train(self, train_ids, val_ids, seed=0, *args, **kwargs):  # every model trained or loaded
+        seeds.append(seed)
+        return train(self, train_ids, val_ids, seed, *args, **kwargs)
+
+    def spy_ensure_trained(self, jobs, executor=None):  # every training handed to an executor
+        seeds.extend(job["seed"] for job in jobs)
+        return ensure_trained(self, jobs, executor)
+
+    monkeypatch.setattr(Workspace, "dataset", spy_dataset)
+    monkeypatch.setattr(Workspace, "train", spy_train)
+    monkeypatch.setattr(Workspace, "ensure_trained", spy_ensure_trained)
+    result = Tuner(workspace, "finetune", TINY, f"sqlite:///{tmp_path / 'o.db'}", progress=False).run()
+    touched = set(np.concatenate(read).tolist())
+    assert touched and not touched & set(workspace.split_ids("test").tolist())
+    assert set(seeds) == set(TINY.seeds) and min(seeds) >= FIRST_TUNING_SEED  # originals and retrained models
+    assert result.trials["complete"] + result.trials["pruned"] == 2 and result.best_value >= 0
+    assert set(result.best_params) == {"epochs", "lr"}
+    assert result.best_terms["time_ratio"] > 0
+
+
+@needs_weights
+def test_a_killed_tuning_resumes_and_ends_with_the_budget_of_trials(workspace, tmp_path):
+    storage = f"sqlite:///{tmp_path / 'o.db'}"
+    killed = KilledInATrial()
+    with pytest.raises(KeyboardInterrupt):
+        Tuner(workspace, "random_labels", TINY, storage, executor=killed, progress=False).run()
+    tuner = Tuner(workspace, "random_labels", TINY, storage, progress=False)
+    result = tuner.run()
+    study = optuna.load_study(study_name=tuner.study_name, storage=storage)
+    states = [t.state.name for t in study.trials]
+    assert states[0] == "FAIL" and study.trials[0].user_attrs["interrupted"]  # the trial the kill cut short
+    assert result.trials["complete"] + result.trials["pruned"] + result.trials["fail"] == 2
+    more = Tuner(workspace, "random_labels", TuningConfig(trials=3, retain_samples=300), storage, progress=False)
+    assert more.study_name == tuner.study_name  # the budget is not part of the study: a bigger one continues it
+    assert sum(more.run().trials.values()) == 3 and len(study.trials) == 4
+
+
+@needs_weights
+def test_tuned_configurations_round_trip_with_a_summary_and_plots(workspace, tmp_path):
+    storage = f"sqlite:///{tmp_path / 'o.db'}"
+    result = Tuner(workspace, "finetune", TINY, storage, progress=False).run()
+    summary = write_tuning(tmp_path / "out", [result])
+    tuned = load_tuned(tmp_path / "out")
+    assert tuned == {"head": {"finetune": result.best_params}}
+    table = pd.read_csv(tmp_path / "out" / "tuning.csv")
+    assert list(table["method"]) == ["finetune"] and table["objective"].iloc[0] == round(result.best_value, 4)
+    assert "| head | finetune |" in summary.read_text()
+    for name in ("tuning-head-finetune-history.png", "tuning-head-finetune-importances.png"):
+        assert (tmp_path / "out" / name).stat().st_size > 0
+    write_tuning(tmp_path / "out", [result])  # rewriting replaces the row instead of adding one
+    assert len(pd.read_csv(tmp_path / "out" / "tuning.csv")) == 1
+    (tmp_path / "out" / TUNED_FILE).write_text("head:\n  finetune:\n    params: {epochs: 2, speed: 9}\n")
+    with pytest.raises(OlvidoError, match="unknown config field 'speed'"):
+        load_tuned(tmp_path / "out")
+    with pytest.raises(OlvidoError, match="no tuned.yaml there"):
+        load_tuned(tmp_path)
+
+
+def test_a_method_with_nothing_to_tune_or_outside_its_scopes_is_a_one_line_error(workspace):
+    with pytest.raises(OlvidoError, match="'retrain' has nothing to tune"):
+        Tuner(workspace, "retrain", TINY)
+    with pytest.raises(OlvidoError, match="does not support the head scope"):
+        Tuner(workspace, "ct", TINY)
+
+
+@needs_weights
+def test_the_tune_command_writes_the_tuned_folder_and_fails_in_one_line(tmp_path, capsys):
+    common = ["--data", "synthetic:300", "--init", "imagenet", "--ensemble", "1", "--no-mirror"]
+    base = ["-q", "--cache", str(tmp_path / "cache"), "tune"]
+    out = tmp_path / "tuned"
+    assert main([*base, "finetune", *common, "--trials", "1", "--out", str(out), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["tuned"][0]["method"] == "finetune" and report["tuned"][0]["trials"]["complete"] == 1
+    assert set(load_tuned(out)["head"]) == {"finetune"}
+    assert main([*base, "retrain", *common]) == 2
+    assert "nothing to tune" in capsys.readouterr().err
+    assert main([*base, "finetune", *common, "--tuning-seeds", "0,1,2"]) == 2
+    assert "expected at least three distinct seeds >= 10000" in capsys.readouterr().err
