@@ -24,6 +24,7 @@ from olvido.experiments.workspace import Workspace
 from olvido.methods import get_method, list_methods, make_config
 from olvido.metrics import retraining_gaps
 from olvido.report.tuning_report import write_tuning
+from olvido.training import FitConfig
 
 from helpers import KilledAfterFirstJob, needs_weights, small_workspace
 
@@ -82,7 +83,9 @@ def test_tuning_config_refuses_the_reported_seeds_and_bad_values():
 
 @pytest.fixture(scope="module")
 def workspace(prepared, tmp_path_factory, share_features):
-    return small_workspace(prepared, share_features(tmp_path_factory.mktemp("tuning")))
+    # short fixed trainings: tuning needs valid references, not good ones
+    quick = FitConfig(epochs=8, batch_size=256, lr=2e-3, patience=None)
+    return small_workspace(prepared, share_features(tmp_path_factory.mktemp("tuning")), quick)
 
 
 def test_the_tuning_forget_set_comes_from_the_groups_training_originals_only(workspace):
@@ -128,14 +131,14 @@ def test_a_killed_tuning_resumes_and_ends_with_the_budget_of_trials(workspace, t
     storage = f"sqlite:///{tmp_path / 'o.db'}"
     killed = KilledInATrial()
     with pytest.raises(KeyboardInterrupt):
-        Tuner(workspace, "random_labels", TINY, storage, executor=killed, progress=False).run()
-    tuner = Tuner(workspace, "random_labels", TINY, storage, progress=False)
+        Tuner(workspace, "ssd", TINY, storage, executor=killed, progress=False).run()
+    tuner = Tuner(workspace, "ssd", TINY, storage, progress=False)
     result = tuner.run()
     study = optuna.load_study(study_name=tuner.study_name, storage=storage)
     states = [t.state.name for t in study.trials]
     assert states[0] == "FAIL" and study.trials[0].user_attrs["interrupted"]  # the trial the kill cut short
     assert result.trials["complete"] + result.trials["pruned"] + result.trials["fail"] == 2
-    more = Tuner(workspace, "random_labels", TuningConfig(trials=3, retain_samples=300), storage, progress=False)
+    more = Tuner(workspace, "ssd", TuningConfig(trials=3, retain_samples=300), storage, progress=False)
     assert more.study_name == tuner.study_name  # the budget is not part of the study: a bigger one continues it
     assert sum(more.run().trials.values()) == 3 and len(study.trials) == 4
 
@@ -143,14 +146,14 @@ def test_a_killed_tuning_resumes_and_ends_with_the_budget_of_trials(workspace, t
 @needs_weights
 def test_tuned_configurations_round_trip_with_a_summary_and_plots(workspace, tmp_path):
     storage = f"sqlite:///{tmp_path / 'o.db'}"
-    result = Tuner(workspace, "finetune", TINY, storage, progress=False).run()
+    result = Tuner(workspace, "ssd", TINY, storage, progress=False).run()
     summary = write_tuning(tmp_path / "out", [result])
     tuned = load_tuned(tmp_path / "out")
-    assert tuned == {"head": {"finetune": result.best_params}}
+    assert tuned == {"head": {"ssd": result.best_params}} and set(result.best_params) == {"alpha", "dampening"}
     table = pd.read_csv(tmp_path / "out" / "tuning.csv")
-    assert list(table["method"]) == ["finetune"] and table["objective"].iloc[0] == round(result.best_value, 4)
-    assert "| head | finetune |" in summary.read_text()
-    for name in ("tuning-head-finetune-history.png", "tuning-head-finetune-importances.png"):
+    assert list(table["method"]) == ["ssd"] and table["objective"].iloc[0] == round(result.best_value, 4)
+    assert "| head | ssd |" in summary.read_text()
+    for name in ("tuning-head-ssd-history.png", "tuning-head-ssd-importances.png"):
         assert (tmp_path / "out" / name).stat().st_size > 0
     write_tuning(tmp_path / "out", [result])  # rewriting replaces the row instead of adding one
     assert len(pd.read_csv(tmp_path / "out" / "tuning.csv")) == 1
