@@ -70,7 +70,7 @@ def main() -> None:
         f"{terms['forget_wasserstein']:.3f}), time / retraining {terms['time_ratio']:.3f}."
     )
     write_section(
-        f"Tuning {args.method} with Optuna, {args.scope} scope (issue 13)",
+        f"Tuning {args.method} with Optuna, {args.scope} scope, executor {args.executor} (issue 13)",
         body,
         f"bench/bench_tuning.py --data {args.data} --warm-cache CACHE --method {args.method} --scope {args.scope} "
         f"--trials {args.trials} --executor {args.executor}",
