@@ -260,6 +260,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     from olvido.executor import get_executor
     from olvido.experiments.tuning import TUNING_SEEDS, Tuner, TuningConfig
     from olvido.pipeline import RunConfig
+    from olvido.report.study_report import format_params
     from olvido.report.tuning_report import write_tuning
 
     if args.ensemble is None:  # the study's models: one member per seed in the last and all scopes
@@ -283,7 +284,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
         print(json.dumps(report, indent=2))
     else:
         for result in results:
-            params = ", ".join(f"{k}={_short(v)}" for k, v in sorted(result.best_params.items()))
+            params = format_params(result.best_params, "=")
             print(
                 f"{result.method:<18} {result.scope:<5} objective {result.best_value:.4f}  {params}  "
                 f"({result.trials['complete']} complete, {result.trials['pruned']} pruned, "

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -156,6 +157,7 @@ class Tuner:
     def _sets(self) -> dict[str, np.ndarray]:
         return {"retain": self.retain_ids, "forget": self.split.forget, "val": self.split.retain_val}
 
+    @cached_property
     def references(self) -> tuple[dict, dict, dict]:
         """Trains (through the executor) or loads every tuning seed's original and retrained model: the
         originals' weights, the retrained models' predictions on the scored sets and their training seconds."""
@@ -192,7 +194,7 @@ class Tuner:
             return sum(not t.user_attrs.get(INTERRUPTED) for t in study.get_trials(deepcopy=False, states=FINISHED))
 
         if finished() < self.config.trials:
-            states, references, retrain_seconds = self.references()
+            states, references, retrain_seconds = self.references
             truth = {name: self.ws.ages(ids) for name, ids in self._sets().items()}
             shared = (self.ws.for_workers(), self.split, self._sets(), states)
             slots = max(1, getattr(self.executor, "slots", 1))

@@ -93,10 +93,15 @@ def _value(value):
 
 
 # -- leaderboard ---------------------------------------------------------------------------------------------
-def _tuned_setting(values: dict) -> str:
-    return "tuned: " + ", ".join(
-        f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in sorted(values.items())
+def format_params(values: dict, joiner: str = " ") -> str:
+    """Config values as ``name<joiner>value, ...`` (sorted; floats to 3 significant digits: learning rates too)."""
+    return ", ".join(
+        f"{k}{joiner}{v:.3g}" if isinstance(v, float) else f"{k}{joiner}{v}" for k, v in sorted(values.items())
     )
+
+
+def _tuned_setting(values: dict) -> str:
+    return "tuned: " + format_params(values)
 
 
 def _method_cells(result: StudyResult, method: str, tuned: bool) -> pd.DataFrame:

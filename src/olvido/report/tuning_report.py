@@ -15,7 +15,7 @@ import optuna  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from olvido.experiments.tuning import TuningResult, save_tuned  # noqa: E402
-from olvido.report.study_report import markdown_table  # noqa: E402
+from olvido.report.study_report import format_params, markdown_table  # noqa: E402
 from olvido.storage import atomic_write_text, atomic_write_with  # noqa: E402
 
 SUMMARY = "tuning.csv"
@@ -42,7 +42,7 @@ def write_tuning(folder: str | Path, results: list[TuningResult]) -> Path:
                 "pruned": result.trials["pruned"],
                 "failed": result.trials["fail"],
                 "minutes": result.minutes,
-                "params": ", ".join(f"{k}={_short(v)}" for k, v in sorted(result.best_params.items())),
+                "params": format_params(result.best_params, "="),
                 "study": result.study_name,
             }
         )
@@ -89,7 +89,3 @@ def _save(figure, path: Path) -> None:
     figure.tight_layout()
     atomic_write_with(path, lambda tmp: figure.savefig(tmp, dpi=110, format="png"))
     plt.close(figure)
-
-
-def _short(value) -> str:
-    return f"{value:.3g}" if isinstance(value, float) else str(value)
