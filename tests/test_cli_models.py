@@ -23,12 +23,13 @@ def warm_cache(tmp_path_factory):
 
 
 @needs_weights
-def test_train_original_and_retrain_print_json_and_hit_the_cache(tmp_path, capsys, warm_cache):
+def test_train_export_retrain_forget_and_ledger_commands(tmp_path, capsys, warm_cache):
     warm_cache(tmp_path)
     cache = ["-q", "--cache", str(tmp_path)]
-    assert main([*cache, "train", "original", *COMMON]) == 0
+    assert main([*cache, "train", "original", *COMMON, "--export", str(tmp_path / "m0.olvido")]) == 0
     first = json.loads(capsys.readouterr().out)
     assert first["role"] == "original" and first["from_cache"] is False
+    assert first["bundle"] == str(tmp_path / "m0.olvido") and len(first["model_hash"]) == 64
     assert set(first["test_mae_by_group"]) == {"20-28", "29-36", "37-44", "45-52", "53-60"}
     assert first["test_mae"] > 0 and first["members"][0]["best_epoch"] >= 1
     assert main([*cache, "train", "original", *COMMON]) == 0
@@ -37,6 +38,23 @@ def test_train_original_and_retrain_print_json_and_hit_the_cache(tmp_path, capsy
     assert main([*cache, "train", "retrain", "--forget", "group:4", *COMMON]) == 0
     retrained = json.loads(capsys.readouterr().out)
     assert retrained["forget"]["spec"] == "group:4" and retrained["forget"]["forget"] > 0
+
+    # the exported bundle, through forget and ledger
+    table = _workspace(build_parser().parse_args([*cache, "train", "original", *COMMON])).prepared.manifest.table
+    originals = table[(table["source_id"] == NOT_AUGMENTED) & (table["split"] == "train")]
+    request = tmp_path / "request.txt"
+    request.write_text("\n".join(originals["file"].iloc[:4]) + "\n")
+    forget = ["forget", "--model", str(tmp_path / "m0.olvido"), "--files", f"@{request}", "--method", "none"]
+    assert main([*cache, *forget, "--out", str(tmp_path / "m1.olvido")]) == 0
+    printed = capsys.readouterr().out
+    assert "4 image(s) deleted with no change" in printed and "verdict" in printed
+    ledger = ["ledger", "--ledger", str(tmp_path / "ledger.sqlite3")]
+    assert main([*ledger, "list"]) == 0 and "| 1 | req-" in capsys.readouterr().out
+    assert main([*ledger, "verify", "--model", str(tmp_path / "m1.olvido")]) == 0
+    assert "1 row(s), the hash chain verifies" in capsys.readouterr().out
+    assert main([*ledger, "show", "nope"]) == 2 and "request nope: not in ledger" in capsys.readouterr().err
+    assert main([*cache, "forget", "--model", str(tmp_path / "m0.olvido"), "--ids", "x", "--out", "y"]) == 2
+    assert "--ids: 'x' is not an id" in capsys.readouterr().err
 
 
 @needs_weights

@@ -8,13 +8,13 @@ import pytest
 SRC = Path(__file__).resolve().parents[1] / "src" / "olvido"
 # Lowest first. ``training`` is a model-agnostic floor below ``models``; metrics are pure functions.
 FLOORS = [
-    {"errors", "storage", "checkpoint", "metrics", "executor"},
+    {"errors", "storage", "checkpoint", "metrics", "executor", "ledger"},
     {"data", "training"},
     {"models"},
     {"methods"},
     {"experiments"},
     {"report"},
-    {"pipeline"},
+    {"pipeline", "deletion"},
     {"cli"},
 ]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Callable, Sequence
 
 from olvido.errors import OlvidoError
@@ -210,10 +211,135 @@ def cmd_train(args: argparse.Namespace) -> int:
         "from_cache": trained.from_cache,
         "checkpoint": str(trained.path),
         "log": str(trained.path.with_suffix(".log.jsonl")),
-        "total_seconds": round(time.perf_counter() - started, 1),
     }
+    if args.export:
+        from olvido.experiments.bundle import export_bundle, save_bundle
+
+        if args.role != "original":
+            raise OlvidoError("--export: only the original model is deployed; expected olvido train original")
+        bundle = export_bundle(workspace, trained, args.data)
+        result["bundle"] = str(save_bundle(bundle, args.export))
+        result["model_hash"] = bundle.model_hash
+    result["total_seconds"] = round(time.perf_counter() - started, 1)
     _emit(result, args.json)
     return 0
+
+
+def _request_list(text: str, what: str) -> list[str]:
+    from olvido.data.forget import read_list
+
+    values = read_list(text)
+    if not values:
+        raise OlvidoError(f"{text}: empty; expected {what}, one per line in a file (@FILE) or comma-separated")
+    return values
+
+
+def cmd_forget(args: argparse.Namespace) -> int:
+    from olvido.deletion import honour_request
+
+    ids = None
+    if args.ids is not None:
+        try:
+            ids = [int(value) for value in _request_list(args.ids, "image ids")]
+        except ValueError as error:
+            raise OlvidoError(f"--ids: {error.args[0].split(': ')[-1]} is not an id; expected whole numbers") from None
+    files = None if args.files is None else _request_list(args.files, "file names")
+    outcome = honour_request(
+        args.model,
+        args.out,
+        ids=ids,
+        files=files,
+        method=args.method,
+        verify=args.verify,
+        request_id=args.request_id,
+        ledger=args.ledger,
+        data=args.data,
+        cache=args.cache,
+        progress=not args.quiet,
+        device=args.device,
+    )
+    record, row = outcome.record, outcome.row
+    if args.json:
+        print(json.dumps({"reused": outcome.reused, "ledger_row": row.seq, **record}, indent=2))
+        return 0
+    audit = record["audit"]
+    if outcome.reused:
+        print(f"request {row.request_id}: already honoured (ledger row {row.seq}); nothing was done again")
+    print(f"request      {row.request_id}: {len(row.ids)} image(s) deleted with {record['method']['label']}")
+    print(f"model        {row.parent_hash[:12]} -> {row.child_hash[:12]}  {row.child_path}")
+    print(f"audit        {row.report_path}  (ledger row {row.seq})")
+    checks = audit["checks"]
+    for name, values in checks.items():
+        print(
+            f"  {name:<10} deleted MAE {values['deleted_mae']:.2f}  unseen same-age MAE "
+            f"{values['unseen_same_age_mae']:.2f}  membership AUC {values['membership_auc']:.3f} "
+            f"(p {values['membership_p']:.3f}): {values['finding']}"
+        )
+    for name, values in audit.get("against_retrained", {}).items():
+        print(
+            f"  {name:<10} against retrained: F {values['F']:.3f}  Forgetting {values['forgetting']:.3f}  "
+            f"Wasserstein {values['wasserstein']:.2f}"
+        )
+    print(f"verdict      {audit['verdict']}: {audit['summary']}")
+    print(f"time         {record['seconds']['total']} s")
+    return 0
+
+
+def cmd_ledger(args: argparse.Namespace) -> int:
+    from olvido.ledger import LEDGER_NAME, Ledger
+
+    path = args.ledger or (
+        Path(args.model).resolve().parent / LEDGER_NAME if getattr(args, "model", None) else Path(LEDGER_NAME)
+    )
+    if not path.exists():
+        raise OlvidoError(f"{path}: no ledger; expected the ledger.sqlite3 that olvido forget wrote (--ledger)")
+    book = Ledger(path)
+    if args.ledger_command == "list":
+        rows = book.rows()
+        if args.json:
+            print(json.dumps([row.to_dict() for row in rows], indent=2))
+            return 0
+        from olvido.report.study_report import markdown_table
+
+        print(
+            markdown_table(
+                ["row", "request", "time", "images", "method", "parent", "child", "file"],
+                [
+                    [
+                        r.seq,
+                        r.request_id,
+                        r.created,
+                        len(r.ids),
+                        r.method,
+                        r.parent_hash[:12],
+                        r.child_hash[:12],
+                        r.child_path,
+                    ]
+                    for r in rows
+                ],
+            )
+        )
+        return 0
+    if args.ledger_command == "show":
+        row = book.find(args.request_id)
+        if row is None:
+            raise OlvidoError(f"request {args.request_id}: not in ledger {path}; expected one of olvido ledger list")
+        print(json.dumps(row.to_dict(), indent=2))
+        return 0
+    from olvido.experiments.bundle import bundle_file_hash, load_bundle
+
+    model_hash = load_bundle(args.model).model_hash if args.model else None
+    result = book.verify(model_hash=model_hash, file_hash=bundle_file_hash)
+    if args.json:
+        print(json.dumps(vars(result), indent=2))
+    elif result.ok:
+        anchored = f"; {args.model} is its latest model" if args.model else ""
+        print(f"ledger {path}: {result.rows} row(s), the hash chain verifies{anchored}")
+    else:
+        print(f"ledger {path}: BROKEN; first broken link: {result.problems[0]}")
+        for problem in result.problems[1:]:
+            print(f"  also: {problem}")
+    return 0 if result.ok else 1
 
 
 def cmd_sisa(args: argparse.Namespace) -> int:
@@ -718,7 +844,58 @@ def build_parser() -> argparse.ArgumentParser:
     for sub in (original, retrain):
         _add_model_options(sub)
         sub.add_argument("--seed", type=_non_negative_int, default=0, help="training seed (default 0)")
-        sub.set_defaults(handler=cmd_train)
+        sub.set_defaults(handler=cmd_train, export=None)
+    original.add_argument(
+        "--export",
+        metavar="FILE",
+        help="also write a deployable bundle (weights, recipe, trained ids; e.g. model.olvido) for olvido forget",
+    )
+
+    forget = commands.add_parser(
+        "forget",
+        help="honour a deletion request on a deployed model bundle: new bundle, audit report, ledger row",
+        description="Delete images from a model bundle (olvido train original --export): resolve the request, "
+        "unlearn on the model's own remaining data, audit the deleted faces against unseen faces of the same "
+        "ages, and commit the new bundle, its audit report (Markdown, JSON) and a hash-chained ledger row "
+        "together. Rerunning a request id returns its recorded result.",
+    )
+    forget.add_argument("--model", required=True, help="the deployed bundle (the ledger's latest model)")
+    request = forget.add_mutually_exclusive_group(required=True)
+    request.add_argument("--files", help="file names to delete: @FILE (one per line) or comma-separated")
+    request.add_argument("--ids", help="image ids to delete: @FILE (one per line) or comma-separated")
+    forget.add_argument("--out", required=True, help="the new bundle (a new file)")
+    forget.add_argument(
+        "--method",
+        default=None,
+        help="unlearning method (olvido methods), 'none' (record the deletion, keep the weights) or 'retrain' "
+        "(exact); default: the study's leader for the model's scope",
+    )
+    forget.add_argument(
+        "--verify", action="store_true", help="also retrain without every deleted image and compare (slower)"
+    )
+    forget.add_argument("--request-id", default=None, help="the request's id (default: a hash of model and ids)")
+    forget.add_argument("--ledger", default=None, help="ledger file (default: ledger.sqlite3 beside --model)")
+    forget.add_argument("--data", default=None, help="the model's dataset (default: the path recorded at export)")
+    forget.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
+    forget.add_argument("--json", action="store_true", help="print the audit record as JSON")
+    forget.set_defaults(handler=cmd_forget)
+
+    ledger = commands.add_parser(
+        "ledger",
+        help="list, show and verify the deletion ledger (SQLite, hash-chained)",
+        description="The ledger olvido forget keeps: one row per request, each holding the previous row's hash. "
+        "verify recomputes the chain, checks bundles and reports still on disk, and with --model checks that "
+        "the deployed model is the latest link; it names the first broken link and exits 1 if any.",
+    )
+    ledger.add_argument("--ledger", type=Path, default=None, help="ledger file (default ./ledger.sqlite3)")
+    ledger.add_argument("--json", action="store_true", help="print JSON")
+    ledger_commands = ledger.add_subparsers(dest="ledger_command", metavar="SUBCOMMAND", required=True)
+    ledger_commands.add_parser("list", help="one line per request")
+    show = ledger_commands.add_parser("show", help="one request's row")
+    show.add_argument("request_id")
+    check = ledger_commands.add_parser("verify", help="recompute the hash chain (and check --model)")
+    check.add_argument("--model", default=None, help="the deployed bundle, which must be the latest link")
+    ledger.set_defaults(handler=cmd_ledger)
 
     sisa = commands.add_parser(
         "sisa",

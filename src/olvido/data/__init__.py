@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 
@@ -32,6 +33,12 @@ __all__ = [
 ]
 
 
+@functools.lru_cache(maxsize=2)
+def _synthetic_faces(n: int, image_size: int) -> FaceSet:
+    """Generated once per process (a second each; nothing writes into a FaceSet's arrays)."""
+    return make_synthetic_faces(n=n, image_size=image_size, seed=0)
+
+
 def load_faces(
     data: str | os.PathLike | None = None,
     image_size: int = 64,
@@ -47,7 +54,7 @@ def load_faces(
             raise OlvidoError(f"--data {data}: expected a path, 'synthetic' or 'synthetic:N'") from None
         if n < 100:
             raise OlvidoError(f"--data {data}: expected at least 100 synthetic images")
-        return make_synthetic_faces(n=n, image_size=image_size, seed=0)
+        return _synthetic_faces(n, image_size)
     return read_utkface(data, image_size=image_size, cache=cache, progress=progress)
 
 

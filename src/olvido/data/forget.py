@@ -126,7 +126,7 @@ def forget_files(manifest: Manifest, names: list[str]) -> ForgetSplit:
     return split_forget(manifest, np.array([by_name[n] for n in names]), "files:" + stable_hash(sorted(names)))
 
 
-def _read_list(reference: str) -> list[str]:
+def read_list(reference: str) -> list[str]:
     if reference.startswith("@"):
         path = Path(reference[1:])
         if not path.exists():
@@ -147,10 +147,10 @@ def parse_forget(manifest: Manifest, spec: str) -> ForgetSplit:
         if kind in ("gender", "race"):
             return forget_attribute(manifest, kind, int(argument))
         if kind == "ids":
-            ids = [int(x) for x in _read_list(argument)]
+            ids = [int(x) for x in read_list(argument)]
             return split_forget(manifest, np.array(ids, dtype=np.int64), "ids:" + stable_hash(sorted(ids)))
         if kind == "files":
-            return forget_files(manifest, _read_list(argument))
+            return forget_files(manifest, read_list(argument))
     except ValueError:
         pass
     raise OlvidoError(

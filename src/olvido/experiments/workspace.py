@@ -169,13 +169,17 @@ class Workspace:
     @cached_property
     def inputs(self) -> torch.Tensor:
         """The trainable part's input for every manifest row, in row order."""
-        images = self.prepared.images()
         if self.model_config.scope == "all":
-            return torch.from_numpy(images)
+            return torch.from_numpy(self.prepared.images())
         frozen_part = {k: v for k, v in self.architecture.items() if k not in ("ensemble", "head", "age_scale")}
         key = stable_hash({"manifest": self.prepared.manifest.hash, "frozen": frozen_part})
         return cached_features(
-            f"{self.model_config.scope}-{key}", self.parts[0], images, self.cache, self.device, self.progress
+            f"{self.model_config.scope}-{key}",
+            self.parts[0],
+            self.prepared.images,
+            self.cache,
+            self.device,
+            self.progress,
         )
 
     def with_ensemble(self, members: int) -> "Workspace":

@@ -7,6 +7,7 @@ For the ``head`` scope the cache holds pooled backbone features, for ``last`` th
 from __future__ import annotations
 
 import os
+from typing import Callable
 
 import numpy as np
 import torch
@@ -42,16 +43,17 @@ def run_frozen(
 def cached_features(
     key: str,
     frozen: nn.Module,
-    images: np.ndarray,
+    images: Callable[[], np.ndarray],
     cache: str | os.PathLike | None = None,
     device: str = "auto",
     progress: bool = True,
 ) -> torch.Tensor:
-    """``run_frozen`` output stored as ``features/<key>.npy``; the caller's key must name all it depends on."""
+    """``run_frozen`` output stored as ``features/<key>.npy``; the caller's key must name all it depends on.
+    ``images()`` is called only when the features are not cached (rebuilding augmented copies takes seconds)."""
     path = cache_dir(cache) / "features" / f"{key}.npy"
     if path.exists():
         return torch.from_numpy(np.load(path))
-    features = run_frozen(frozen, images, device=device, progress=progress)
+    features = run_frozen(frozen, images(), device=device, progress=progress)
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as handle:
             np.save(handle, features.numpy())
