@@ -7,9 +7,9 @@
 3. the same three requests with ``--verify`` (a model retrained without every deleted image), in a second
    folder with its own ledger: does the verdict agree with the retrained reference?
 4. a planted canary, in the ``last`` scope (a head on the face-pretrained embeddings cannot memorise faces:
-   30 epochs on the 100 images left their MAE at 4.0 years here): a last-scope original fine-tuned on the 100
-   images until it memorises them, then asked to delete them (``--method none`` and the default method,
-   with ``--verify``): the checks must find that the unchanged model remembers them.
+   30 epochs on the 100 images left their MAE at 4.0 years here): a last-scope original fine-tuned on 200
+   other random images (seed 1) until it memorises them, then asked to delete them (``--method none`` and
+   the default method, with ``--verify``): the checks must find that the unchanged model remembers them.
 
     TORCH_HOME=../shared/torch .venv/bin/python bench/bench_deletion.py \
         --data ../shared/data/utkface/UTKFace.tar.gz --warm-cache CACHE
@@ -30,7 +30,7 @@ import numpy as np
 from common import copy_warm_cache, write_section
 
 SIZES = (10, 1, 100)
-CANARY_EPOCHS = 20
+CANARY_EPOCHS, CANARY_LR, CANARY_SIZE, CANARY_SEED = 30, 1e-3, 200, 1
 
 
 def olvido(cache: Path, *arguments: str) -> tuple[dict | str, float, int]:
@@ -48,8 +48,8 @@ def olvido(cache: Path, *arguments: str) -> tuple[dict | str, float, int]:
         return text.strip(), seconds, done.returncode
 
 
-def requests(cache: Path, bundle: Path, folder: Path, seed: int = 0) -> list[Path]:
-    """Request files of random train/val originals (disjoint), of SIZES images."""
+def requests(cache: Path, bundle: Path, folder: Path, seed: int = 0, sizes=SIZES) -> list[Path]:
+    """Request files of random train/val originals (disjoint), of ``sizes`` images."""
     import pandas as pd
 
     from olvido.experiments.bundle import load_bundle
@@ -59,8 +59,8 @@ def requests(cache: Path, bundle: Path, folder: Path, seed: int = 0) -> list[Pat
     originals = table[(table["split"] != "test") & (table["source_id"] == -1)]["file"].to_numpy()
     chosen = np.random.default_rng(seed).permutation(originals)
     paths, start = [], 0
-    for number, size in enumerate(SIZES, start=1):
-        path = folder / f"request{number}.txt"
+    for number, size in enumerate(sizes, start=1):
+        path = folder / f"request{number}-seed{seed}.txt"
         path.write_text("\n".join(chosen[start : start + size]) + "\n")
         paths.append(path)
         start += size
@@ -102,7 +102,8 @@ def _row(record: dict, seconds: float) -> dict:
 
 
 def canary(cache: Path, root: Path, folder: Path, request: Path, data: str) -> Path:
-    """The original, fine-tuned on the request's images (``CANARY_EPOCHS``, lr 3e-4): a model that memorised them."""
+    """The original, fine-tuned on the request's images (``CANARY_EPOCHS`` at ``CANARY_LR``): a model that memorised
+    them."""
     from dataclasses import replace
 
     from olvido.experiments.bundle import load_bundle, save_bundle
@@ -113,7 +114,7 @@ def canary(cache: Path, root: Path, folder: Path, request: Path, data: str) -> P
     table = workspace.prepared.manifest.table
     ids = table[table["file"].isin(request.read_text().split())]["id"].to_numpy()
     model = bundle.trained_model(workspace)
-    config = FitConfig(epochs=CANARY_EPOCHS, batch_size=32, lr=3e-4, patience=None)
+    config = FitConfig(epochs=CANARY_EPOCHS, batch_size=32, lr=CANARY_LR, patience=None)
     for index, member in enumerate(model.members):
         fit(member, workspace.dataset(ids), None, replace(config, seed=index))
     lineage = {"parent": bundle.model_hash, "request_id": "canary", "generation": 0}
@@ -144,12 +145,13 @@ def main() -> None:
     verified = chain(cache, root, work / "verify", files, ("--verify",))
     last = work / "last0.olvido"
     olvido(cache, "train", "original", "--data", args.data, "--scope", "last", "--ensemble", "1", "--export", str(last))
-    planted = canary(cache, last, work, files[2], args.data)
+    (canary_request,) = requests(cache, last, work, CANARY_SEED, (CANARY_SIZE,))
+    planted = canary(cache, last, work, canary_request, args.data)
     canary_rows = []
     for method in ("none", "reset_distill"):
         folder = work / f"canary-{method}"
         folder.mkdir()
-        record, took, _ = olvido(cache, "forget", "--model", str(planted), "--files", f"@{files[2]}", "--out",
+        record, took, _ = olvido(cache, "forget", "--model", str(planted), "--files", f"@{canary_request}", "--out",
                                  str(folder / "m1.olvido"), "--ledger", str(folder / "ledger.sqlite3"), "--json",
                                  "--method", method, "--verify")  # fmt: skip
         canary_rows.append(_row(record, took))
@@ -167,8 +169,8 @@ def main() -> None:
         f"With --verify (a model retrained without every deleted image; F and Wasserstein distance W against it):"
         f"\n\n{table(verified)}\n\n`olvido ledger verify --model m3.olvido`: {verified[-1]['ledger']}\n\n"
         f"Planted canary (last scope, one network): the last-scope original fine-tuned {CANARY_EPOCHS} epochs (lr "
-        "3e-4) on the third request's 100 images, then asked to delete them, keeping the weights (none) or with "
-        "the last scope's default method, with --verify:"
+        f"{CANARY_LR:g}) on {CANARY_SIZE} random train/val images (seed {CANARY_SEED}), then asked to delete them, "
+        "keeping the weights (none) or with the last scope's default method, with --verify:"
         f"\n\n{table(canary_rows)}\n"
     )
     command = "TORCH_HOME=../shared/torch .venv/bin/python bench/bench_deletion.py --data DATA --warm-cache CACHE"

@@ -85,3 +85,24 @@ def test_bad_inputs_are_rejected(arguments, message):
 def test_finding_needs_a_level_between_zero_and_one():
     with pytest.raises(ValueError, match="significance level"):
         membership_finding(0.9, 0.01, level=5)
+
+
+def test_the_verdict_reads_the_checks_plainly():
+    from olvido.experiments.audit import conclusion
+
+    def checks(**findings) -> dict:
+        return {name: {"finding": finding, "n_deleted": 30} for name, finding in findings.items()}
+
+    assert conclusion({"checks": checks(before="remembers", after="like_unseen")})[0] == "forgotten"
+    assert conclusion({"checks": checks(before="remembers", after="remembers")})[0] == "not forgotten"
+    assert conclusion({"checks": checks(before="remembers", after="conspicuous")})[0] == "conspicuous"
+    verdict, text = conclusion({"checks": checks(before="like_unseen", after="like_unseen")})
+    assert verdict == "already forgotten" and "(--method none) was enough" in text
+    against = {"before": {"F": 0.99, "wasserstein": 0.2}, "after": {"F": 0.8, "wasserstein": 1.9}}
+    result = {"checks": checks(before="like_unseen", after="like_unseen", retrained="like_unseen")}
+    verdict, text = conclusion({**result, "against_retrained": against})
+    assert verdict == "already forgotten (agrees with retraining)"
+    assert "further from the retrained reference (F 0.990 -> 0.800, Wasserstein distance 0.20 -> 1.90" in text
+    result = {"checks": checks(before="remembers", after="like_unseen", retrained="remembers")}
+    verdict, text = conclusion({**result, "against_retrained": {"after": against["after"]}})
+    assert verdict == "forgotten (disagrees with retraining)" and "DISAGREES" in text and "further" not in text

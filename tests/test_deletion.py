@@ -242,6 +242,29 @@ def test_hand_edited_bundles_are_detected(deployed, model, tmp_path, capsys):
     assert "weights do not match the bundle's recorded weights hash" in capsys.readouterr().err
 
 
+def test_a_sisa_bundle_deletes_exactly(deployed, prepared, tmp_path):
+    from olvido.experiments.bundle import export_sisa_bundle, load_bundle, save_bundle
+    from olvido.experiments.sisa import Sisa, SisaConfig
+    from olvido.training import FitConfig
+
+    workspace = small_workspace(prepared, deployed["cache"], FitConfig(epochs=4, batch_size=128, lr=2e-3))
+    sisa = Sisa(workspace, SisaConfig(shards=2, slices=3, epochs=4))
+    save_bundle(export_sisa_bundle(sisa, sisa.train(), DATA), tmp_path / "sisa.olvido")
+    assert load_bundle(tmp_path / "sisa.olvido").meta["val_ids"] == []
+    with pytest.raises(OlvidoError, match="a SISA model deletes exactly"):
+        forget(deployed, tmp_path / "sisa.olvido", tmp_path / "x.olvido", ids=deployed["train"][:1])
+    validation = workspace.prepared.manifest.rows("val", originals_only=True)["id"].tolist()[:1]
+    with pytest.raises(OlvidoError, match="the model never trained on ids"):  # SISA trains on the train split only
+        forget(deployed, tmp_path / "sisa.olvido", tmp_path / "x.olvido", ids=validation, method=None)
+    outcome = forget(
+        deployed, tmp_path / "sisa.olvido", tmp_path / "s1.olvido", ids=deployed["train"][:2], method=None, verify=True
+    )
+    assert outcome.row.method == "sisa" and 0 < outcome.record["method"]["config"]["retrained_slices"] < 6
+    against = outcome.record["audit"]["against_retrained"]["after"]
+    assert against["wasserstein"] == 0 and against["forgetting"] == 1  # the very model trained from scratch
+    assert outcome.record["audit"]["verdict"].endswith("(agrees with retraining)")
+
+
 def test_the_recommended_methods_are_the_committed_leaderboards_leaders():
     from olvido.deletion import RECOMMENDED_METHOD
 

@@ -361,6 +361,13 @@ def cmd_sisa(args: argparse.Namespace) -> int:
     with get_executor(args.executor, args.ray_address, progress=not args.quiet) as executor:
         sisa = Sisa(workspace, config, executor)
         result = sisa.train() if deletion is None else sisa.forget(deletion)
+    if args.export:
+        from olvido.experiments.bundle import export_sisa_bundle, save_bundle
+
+        if args.action != "train":
+            raise OlvidoError("--export: exports the SISA model of the whole train split; expected olvido sisa train")
+        exported = export_sisa_bundle(sisa, result, args.data)
+        save_bundle(exported, args.export)
     report = {
         "action": args.action,
         "sisa": {"shards": config.shards, "slices": config.slices, "epochs": config.epochs, "seed": config.seed},
@@ -374,6 +381,8 @@ def cmd_sisa(args: argparse.Namespace) -> int:
         "train_seconds": result.seconds,
         **workspace.evaluate(result.model),
     }
+    if args.export:
+        report.update(bundle=str(args.export), model_hash=exported.model_hash)
     if deletion is not None:
         predicted = workspace.predict(result.model, deletion.forget)
         report["forget_mae"] = mean_absolute_error(workspace.ages(deletion.forget), predicted)
@@ -917,6 +926,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sisa.add_argument("--aggregation", choices=("mean", "median"), default="mean", help="default mean")
     sisa.add_argument("--seed", type=_non_negative_int, default=0, help="placement and training seed (default 0)")
+    sisa.add_argument(
+        "--export", metavar="FILE", help="train: also write a deployable bundle; olvido forget then deletes exactly"
+    )
     _add_executor_options(sisa)
     sisa.set_defaults(handler=cmd_sisa)
 

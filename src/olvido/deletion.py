@@ -9,8 +9,9 @@ The top floor of the library beside ``pipeline`` (it writes the audit report thr
    latest is refused (its child exists: earlier deletions would come back);
 3. unlearn with the chosen method on the model's own remaining data (default: the study's leaderboard
    leader for the model's scope, ``RECOMMENDED_METHOD``; ``none`` keeps the weights and records the
-   deletion; ``retrain`` is exact), then audit the model before and after, and with ``verify`` a model
-   retrained without every deleted image;
+   deletion; ``retrain`` is exact; a SISA model's bundle deletes exactly, retraining the slices that held the
+   images), then audit the model before and after, and with ``verify`` a model retrained without every
+   deleted image;
 4. commit the child bundle and its audit report (Markdown and JSON) with their ledger row in one transaction
    (``ledger.Ledger.commit``): all or nothing.
 """
@@ -21,6 +22,7 @@ import datetime
 import hashlib
 import json
 import os
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +30,7 @@ from pathlib import Path
 from olvido.errors import OlvidoError
 from olvido.experiments.audit import audit, request_split, resolve_request
 from olvido.experiments.bundle import bundle_bytes, load_bundle
+from olvido.experiments.sisa import Sisa
 from olvido.ledger import LEDGER_NAME, Ledger, LedgerRow
 from olvido.methods import get_method, list_methods
 from olvido.report.audit_report import audit_paths, render_audit
@@ -37,6 +40,7 @@ from olvido.report.audit_report import audit_paths, render_audit
 # thesis's method, which every scope supports.
 RECOMMENDED_METHOD = {"head": "blindspot", "last": "reset_distill", "all": "finetune"}
 NO_CHANGE = "none"
+SISA = "sisa"  # the exact deletion of a SISA model's bundle: its default and only method besides none
 
 
 @dataclass
@@ -74,12 +78,7 @@ def honour_request(
     docstring)."""
     started = time.perf_counter()
     parent = load_bundle(model)
-    method = method or RECOMMENDED_METHOD[parent.scope]
-    if method != NO_CHANGE and method not in list_methods(parent.scope):
-        raise OlvidoError(
-            f"--method {method}: not available for the {parent.scope} scope; expected {NO_CHANGE} or one of "
-            f"{', '.join(list_methods(parent.scope))}"
-        )
+    method = _method(parent, method)
     workspace = parent.workspace(parent.prepare(data, cache, progress), cache, progress, device)
     request = resolve_request(parent, workspace, ids, files, request_id)
     book = Ledger(ledger or default_ledger(model))  # opened once the request is valid: a bad one leaves no file
@@ -98,17 +97,22 @@ def honour_request(
     split = request_split(parent, workspace, request)
     before = parent.trained_model(workspace)
     seconds = {"unlearn": 0.0, "checks": 0.0, "verify": 0.0}
+    tick = time.perf_counter()
     if method == NO_CHANGE:
         after, config, label = before, {}, "no change"
+    elif method == SISA:
+        sisa = Sisa(workspace, parent.sisa)
+        result = sisa.fit(split.retain_train)
+        after, label = result.model, "SISA (exact)"
+        config = {**parent.meta["sisa"], "retrained_slices": result.trained_slices, "slices": result.total_slices}
     else:
         unlearned = workspace.unlearn(method, before, split, seed=0)
         after, config, label = unlearned.model, unlearned.config.to_dict(), get_method(method).label
-        seconds["unlearn"] = round(unlearned.seconds, 2)
+    seconds["unlearn"] = round(time.perf_counter() - tick, 2)
     reference = None
     if verify:
         tick = time.perf_counter()
-        seed = parent.meta["recipe"]["seed"]
-        reference = workspace.train(split.retain_train, split.retain_val, seed=seed, role="retrained").model
+        reference = _retrained(parent, workspace, split)
         seconds["verify"] = round(time.perf_counter() - tick, 2)
     tick = time.perf_counter()
     result = audit(workspace, split, {"before": before, "after": after}, reference)
@@ -160,6 +164,31 @@ def honour_request(
     if row.child_hash != child.model_hash:  # the same request, committed meanwhile by another process
         return _recorded(row, parent.model_hash, request.ids.tolist())
     return DeletionOutcome(request.request_id, row, record, reused=False)
+
+
+def _method(parent, method: str | None) -> str:
+    """The request's method: the given one if the model supports it, else the default for the model."""
+    if parent.sisa is not None:
+        if method not in (None, SISA, NO_CHANGE):
+            raise OlvidoError(f"--method {method}: a SISA model deletes exactly; expected {SISA} (default) or none")
+        return method or SISA
+    method = method or RECOMMENDED_METHOD[parent.scope]
+    if method != NO_CHANGE and method not in list_methods(parent.scope):
+        raise OlvidoError(
+            f"--method {method}: not available for the {parent.scope} scope; expected {NO_CHANGE} or one of "
+            f"{', '.join(list_methods(parent.scope))}"
+        )
+    return method
+
+
+def _retrained(parent, workspace, split):
+    """The reference: the model's recipe trained from scratch without every deleted image (for a SISA model,
+    every slice trained afresh in a temporary store, never from the cached checkpoints)."""
+    if parent.sisa is None:
+        seed = parent.meta["recipe"]["seed"]
+        return workspace.train(split.retain_train, split.retain_val, seed=seed, role="retrained").model
+    with tempfile.TemporaryDirectory(prefix="olvido-sisa-reference-") as store:
+        return Sisa(workspace, parent.sisa, store=Path(store)).fit(split.retain_train).model
 
 
 def _recorded(row: LedgerRow, parent_hash: str, ids: list[int]) -> DeletionOutcome:

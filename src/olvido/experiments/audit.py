@@ -207,6 +207,14 @@ def conclusion(result: dict) -> tuple[str, str]:
             + ("agrees with the retrained reference." if agrees else "DISAGREES with the retrained reference.")
         )
         verdict += " (agrees with retraining)" if agrees else " (disagrees with retraining)"
+        against = result["against_retrained"]
+        if "before" in against and against["after"]["F"] < against["before"]["F"]:
+            before_f, after_f = against["before"], against["after"]
+            text.append(
+                f"The update moved the model further from the retrained reference (F {before_f['F']:.3f} -> "
+                f"{after_f['F']:.3f}, Wasserstein distance {before_f['wasserstein']:.2f} -> "
+                f"{after_f['wasserstein']:.2f} years): the unchanged model was closer to retraining."
+            )
     if n < 20 and after == "like_unseen":
         text.append(f"With {n} image(s), only a large difference would be detectable.")
     return verdict, " ".join(text)

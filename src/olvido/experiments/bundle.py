@@ -7,6 +7,9 @@ early-stopped on, every id deleted from it since, with the augmented copies that
 lineage (parent model hash, request id, generation). It is written with ``torch.save`` of plain containers
 and read with ``weights_only=True`` (``checkpoint.py``): loading never runs code from the file.
 
+A SISA model (``olvido sisa train --export``) is bundled the same way, with its SISA configuration: its
+deletions are then exact (``olvido forget`` retrains the affected slices).
+
 ``weights_sha256`` (over every tensor's name, dtype, shape and bytes) is checked on load, so weights
 changed behind the metadata's back fail clearly; ``model_hash`` (over the metadata, which includes the
 weights hash) is the model's identity in the deletion ledger, so any change to either shows there.
@@ -35,6 +38,7 @@ from olvido.checkpoint import checkpoint_bytes, load_checkpoint, state_sha256
 from olvido.data.manifest import PreparedData
 from olvido.data.protocol import AugmentLimits, ProtocolConfig
 from olvido.errors import OlvidoError
+from olvido.experiments.sisa import Sisa, SisaConfig, SisaModel, SisaResult
 from olvido.experiments.workspace import ModelConfig, TrainedModel, Workspace
 from olvido.models.pretrain import PretrainConfig
 from olvido.storage import atomic_write_bytes, stable_hash
@@ -54,6 +58,11 @@ class Bundle:
     def model_hash(self) -> str:
         """The model's identity: a hash of the metadata, which holds the weights' hash."""
         return stable_hash(self.meta, length=64)
+
+    @property
+    def sisa(self) -> SisaConfig | None:
+        """The SISA configuration of a SISA model's bundle (deletions are then exact: ``Sisa.fit``)."""
+        return SisaConfig(**self.meta["sisa"]) if self.meta.get("sisa") else None
 
     @property
     def scope(self) -> str:
@@ -113,8 +122,12 @@ class Bundle:
         return workspace
 
     def trained_model(self, workspace: Workspace) -> nn.Module:
-        """The trained part (the ensemble the methods unlearn), loaded from the bundle."""
-        model = workspace.new_model(seed=0)
+        """The trained part (the ensemble the methods unlearn, or the SISA model), loaded from the bundle."""
+        if self.sisa is not None:
+            shards = [workspace.new_member(seed=0) for _ in range(self.sisa.shards)]
+            model = SisaModel(shards, self.sisa.aggregation, workspace.label_range)
+        else:
+            model = workspace.new_model(seed=0)
         model.load_state_dict({k[len(TRAINED) :]: v for k, v in self.state.items() if k.startswith(TRAINED)})
         return model.eval()
 
@@ -144,14 +157,25 @@ def _now() -> str:
 
 
 def export_bundle(workspace: Workspace, trained: TrainedModel, data: str | os.PathLike | None) -> Bundle:
-    """A bundle of a model the workspace trained (``Workspace.train``/``original``/``retrained``)."""
+    """A bundle of the original model a workspace trained (``Workspace.original``)."""
     if trained.meta.get("manifest") != workspace.prepared.manifest.hash:
         raise OlvidoError(f"{trained.path}: trained on another manifest; expected {workspace.prepared.manifest.hash}")
     if trained.meta.get("role", "original") != "original" or trained.meta.get("forget") is not None:
         raise OlvidoError(f"{trained.path}: only an original model (trained on the whole train split) can be exported")
-    train_ids, val_ids = workspace.split_ids("train"), workspace.split_ids("val")
-    protocol = workspace.prepared.manifest.meta["protocol"]
-    meta = {
+    meta = _meta(workspace, data, trained.meta["seed"], workspace.split_ids("train"), workspace.split_ids("val"))
+    return _bundle(workspace, trained.model, meta)
+
+
+def export_sisa_bundle(sisa: Sisa, result: SisaResult, data: str | os.PathLike | None) -> Bundle:
+    """A bundle of a SISA model trained on the whole train split (``Sisa.train``); its deletions are exact."""
+    workspace = sisa.ws
+    meta = _meta(workspace, data, sisa.config.seed, workspace.split_ids("train"), [])
+    meta["sisa"] = asdict(sisa.config)
+    return _bundle(workspace, result.model, meta)
+
+
+def _meta(workspace: Workspace, data, seed: int, train_ids, val_ids) -> dict:
+    return {
         "format": FORMAT,
         "olvido": __version__,
         "created": _now(),
@@ -159,7 +183,7 @@ def export_bundle(workspace: Workspace, trained: TrainedModel, data: str | os.Pa
             "path": _data_path(data),
             "source_id": workspace.prepared.faces.source_id,
             "image_size": workspace.prepared.faces.image_size,
-            "protocol": protocol,
+            "protocol": workspace.prepared.manifest.meta["protocol"],
         },
         "manifest": workspace.prepared.manifest.hash,
         "architecture": workspace.architecture,
@@ -167,16 +191,15 @@ def export_bundle(workspace: Workspace, trained: TrainedModel, data: str | os.Pa
             "model": asdict(workspace.model_config),
             "pretrain": asdict(workspace.pretrain_config),
             "fit": workspace.fit_config.to_dict(),
-            "seed": trained.meta["seed"],
-            "role": trained.meta.get("role", "original"),
+            "seed": seed,
         },
+        "sisa": None,
         "train_ids": sorted(int(i) for i in train_ids),
         "val_ids": sorted(int(i) for i in val_ids),
         "deleted": {"ids": [], "files": [], "copies": []},
         "lineage": {"parent": None, "request_id": None, "generation": 0},
         "method": None,
     }
-    return _bundle(workspace, trained.model, meta)
 
 
 def _data_path(data: str | os.PathLike | None) -> str | None:
