@@ -75,6 +75,14 @@ def test_retraining_looks_like_a_perfect_forget_and_the_original_does_not(worksp
     split = parse_forget(workspace.prepared.manifest, "group:0")
     verdicts = Verdicts(workspace, split, VerdictConfig(k=6, shadows=4, resamples=500))
     rows = {r["model"]: r for r in verdicts.evaluate({})}
+    again = Verdicts(workspace, split, VerdictConfig(k=6, shadows=4, resamples=500))
+    again.measure = again.prepare_references = None  # a rerun reads the stored rows, computing nothing
+
+    def shared(row):
+        return {k: v for k, v in row.items() if k not in ("reference_seconds", "total_seconds")}
+
+    assert [shared(r) for r in again.evaluate({})] == [shared(r) for r in rows.values()]
+    assert again.neurips == verdicts.neurips
     other, original = rows[RETRAINED_OTHER_SEED], rows[ORIGINAL]
     assert other["forgetting"] > 0.85  # 1 minus seed noise
     assert original["forgetting"] < other["forgetting"] - 0.1

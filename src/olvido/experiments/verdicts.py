@@ -30,8 +30,9 @@ are then alike, so no attack is helped or hurt by comparing an average of three 
 from __future__ import annotations
 
 import copy
+import json
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Iterator
@@ -56,7 +57,7 @@ from olvido.metrics.mia import (
     population_attack,
     score_attack,
 )
-from olvido.storage import atomic_save_npz, stable_hash
+from olvido.storage import atomic_save_npz, atomic_write_json, stable_hash
 from olvido.training import ArrayDataset, FitConfig, fit, one_batch_loader
 
 ORIGINAL, RETRAINED_OTHER_SEED = "original", "retrained (another seed)"
@@ -352,6 +353,12 @@ class Verdicts:
         )
         return Path(ws.cache) / "verdicts" / f"{key}.npz"
 
+    def _row_path(self, name: str, value) -> Path:
+        """Where one verdict row (and its NeurIPS rows) is stored: keyed by what the K runs are keyed by and
+        the whole verdict configuration."""
+        key = self._k_path(name, value, "row", 0).stem
+        return Path(self.ws.cache) / "verdicts" / "rows" / f"{stable_hash([key, asdict(self.config)])}.json"
+
     def _k_runs(self, name: str, value, protocol: str, seeds: range) -> list[dict[str, np.ndarray]]:
         """The K models of a row, as predictions (``model_predictions``): from the cache, or computed now
         through the executor and stored here as they come back; their unlearning runs cost minutes, and a
@@ -497,15 +504,26 @@ class Verdicts:
         """Rows for O, each ``method`` (name -> knob value, None for its default) and R of another seed;
         the NeurIPS rows (one per model, protocol and scalar) go to ``self.neurips``.
 
-        Each row's ``evaluation_seconds`` is its own cost; ``reference_seconds`` what the rows share."""
-        reference_seconds = self.prepare_references(with_original, with_sanity)
-        reference, original_model = self.retrained(0), self.original(0)
-        rows = []
-        started = time.perf_counter()
+        Each row's ``evaluation_seconds`` is its own cost; ``reference_seconds`` what the rows share. Rows are
+        stored in the cache (``_row_path``) as they are made: a rerun, e.g. the report run after the study,
+        reads them instead of recomputing their attacks and relearning runs."""
         candidates = (
             [(ORIGINAL, None)] * with_original + list(methods.items()) + [(RETRAINED_OTHER_SEED, None)] * with_sanity
         )
-        for name, value in candidates:
+        paths = [self._row_path(name, value) for name, value in candidates]
+        stored = all(path.exists() for path in paths)
+        reference_seconds = 0.0 if stored else self.prepare_references(with_original, with_sanity)
+        rows, references = [], []
+        started = time.perf_counter()
+        for (name, value), path in zip(candidates, paths):
+            if path.exists():
+                record = json.loads(path.read_text())
+                self.neurips += record["neurips"]
+                rows.append(record["row"])
+                continue
+            if not references:  # loaded once: the rows' shared measures are memoised by the models' identity
+                references += [self.retrained(0), self.original(0)]
+            reference, original_model = references
             began = time.perf_counter()
             if name == ORIGINAL:
                 model, seconds = original_model, self.ws.original(0).meta["seconds"]
@@ -521,13 +539,16 @@ class Verdicts:
             }
             if self.config.ulira_shadows:
                 row.update(self.ulira(name, value))
+            neurips = []
             if self.config.k:
                 neurips, note = self._neurips_rows(name, value)
-                self.neurips += neurips
                 if note:
                     row["neurips_note"] = note
             row["evaluation_seconds"] = round(time.perf_counter() - began, 1)
-            rows.append(row)
+            atomic_write_json(path, {"row": row, "neurips": neurips})
+            record = json.loads(path.read_text())  # as a rerun will read it (JSON types)
+            self.neurips += record["neurips"]
+            rows.append(record["row"])
         for row in rows:
             row["reference_seconds"] = round(reference_seconds, 1)
             row["total_seconds"] = round(reference_seconds + time.perf_counter() - started, 1)
