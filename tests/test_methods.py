@@ -227,6 +227,8 @@ def test_config_for_keeps_a_methods_own_recipe_unless_it_continues_the_training_
     assert (scrub.lr, scrub.batch_size) == (make_config("scrub").lr, make_config("scrub").batch_size)
     assert config_for("finetune", recipe, 0).epochs == 0  # 0 epochs is a value, not "the default"
     assert config_for("finetune", recipe).epochs == FinetuneConfig().epochs
+    tuned = config_for("finetune", recipe, {"epochs": 3, "lr": 2e-5}, seed=4)  # a whole (tuned) configuration
+    assert (tuned.epochs, tuned.lr, tuned.batch_size, tuned.seed) == (3, 2e-5, 77, 4)
 
 
 def test_configs_reject_invalid_values_in_one_line():

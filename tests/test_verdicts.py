@@ -195,6 +195,18 @@ def test_a_deterministic_method_gets_no_neurips_score_from_one_original(workspac
     again._k_runs("finetune", 2, "K originals", range(3))
 
 
+@needs_weights
+def test_a_whole_configuration_stands_for_a_knob_value(workspace):
+    split = parse_forget(workspace.prepared.manifest, "group:0")
+    (row,) = Verdicts(workspace, split, VerdictConfig(k=0, shadows=0)).evaluate(
+        {"finetune": {"epochs": 0}}, False, False
+    )
+    (original,) = Verdicts(workspace, split, VerdictConfig(k=0, shadows=0)).evaluate({}, True, False)
+    assert row["value"] == {"epochs": 0}
+    # zero epochs of fine-tuning leave the original as it was: the same verdicts
+    assert row["forget_mae"] == pytest.approx(original["forget_mae"]) and row["F"] == pytest.approx(original["F"])
+
+
 def test_verdict_config_rejects_unknown_protocols_and_too_few_models():
     with pytest.raises(OlvidoError, match="expected one or both of one original, K originals"):
         VerdictConfig(protocols=("two originals",))

@@ -718,6 +718,16 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if unknown:
         raise OlvidoError(f"--best {', '.join(unknown)}: not among --methods ({', '.join(names)})")
     methods = {name: (args.best or {}).get(name) for name in names}
+    if args.tuned:
+        from olvido.experiments.tuning import load_tuned
+
+        if args.best:
+            raise OlvidoError("--tuned and --best: expected one of them (a tuned configuration sets the knob too)")
+        tuned = load_tuned(args.tuned).get(args.scope, {})
+        missing = [name for name in names if name not in tuned]
+        if missing:
+            raise OlvidoError(f"--tuned {args.tuned}: no {args.scope}-scope configuration for {', '.join(missing)}")
+        methods = {name: dict(tuned[name]) for name in names}  # whole configurations in place of knob values
     protocols = tuple(p.strip() for p in args.protocols.split(",") if p.strip())
     config = VerdictConfig(
         k=args.k, shadows=args.shadows, seed=args.seed, protocols=protocols, ulira_shadows=args.ulira_shadows
@@ -1049,6 +1059,11 @@ def build_parser() -> argparse.ArgumentParser:
         type=_best,
         default=None,
         help="knob value per method, e.g. finetune=8 (default: each method's default)",
+    )
+    evaluate.add_argument(
+        "--tuned",
+        default=None,
+        help="a folder `olvido tune --out` wrote: judge each method at its tuned configuration for --scope",
     )
     evaluate.add_argument(
         "--k", type=_non_negative_int, default=32, help="models per side for the NeurIPS score (default 32; 0 skips)"

@@ -101,10 +101,9 @@ def honour_request(
     if method == NO_CHANGE:
         after, config, label = before, {}, "no change"
     elif method == SISA:
-        sisa = Sisa(workspace, parent.sisa)
-        result = sisa.fit(split.retain_train)
-        after, label = result.model, "SISA (exact)"
-        config = {**parent.meta["sisa"], "retrained_slices": result.trained_slices, "slices": result.total_slices}
+        fitted = Sisa(workspace, parent.sisa).fit(split.retain_train)  # only the changed slices train
+        after, label = fitted.model, "SISA (exact)"
+        config = {**parent.meta["sisa"], "retrained_slices": fitted.trained_slices, "slices": fitted.total_slices}
     else:
         unlearned = workspace.unlearn(method, before, split, seed=0)
         after, config, label = unlearned.model, unlearned.config.to_dict(), get_method(method).label

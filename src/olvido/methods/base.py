@@ -245,7 +245,10 @@ def config_for(
 ) -> UnlearnConfig:
     """A method's config for a study cell: its own defaults, the training recipe's learning rate and batch
     size only if the method continues the recipe, ``knob_value`` for its knob (``None``: its default; 0
-    is a value, not "default"), and any other ``values``."""
+    is a value, not "default"; a mapping: a whole configuration, such as a tuned one, in place of one
+    knob value), and any other ``values``."""
+    if isinstance(knob_value, dict):
+        values, knob_value = {**knob_value, **values}, None
     spec = get_method(method)
     if spec.continues_recipe:
         values = {"lr": recipe.lr, "batch_size": recipe.batch_size, **values}
