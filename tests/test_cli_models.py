@@ -90,6 +90,16 @@ def test_evaluate_prints_the_verdict_table_as_json(tmp_path, capsys, warm_cache)
     rows = {row["model"]: row for row in result["rows"]}
     assert rows["retrained (another seed)"]["forgetting"] > rows["original"]["forgetting"]
     assert [r["model"] for r in result["feature_injection"]] == ["original", "retrained", "finetune"]
+    # the same verdicts at a tuned configuration (a tuned.yaml as olvido tune writes it)
+    (tmp_path / "tuned").mkdir()
+    (tmp_path / "tuned" / "tuned.yaml").write_text("head:\n  finetune:\n    params: {epochs: 1, lr: 0.0005}\n")
+    tuned = [a for a in args if a not in ("--best-epochs", "finetune=2", "--tests", "fi")]
+    assert main([*tuned, "--tuned", str(tmp_path / "tuned")]) == 0
+    rows = {row["model"]: row for row in json.loads(capsys.readouterr().out)["rows"]}
+    assert rows["finetune"]["value"] == {"epochs": 1, "lr": 0.0005}
+    assert rows["original"]["forget_mae"] == pytest.approx(result["rows"][0]["forget_mae"])  # the same O
+    assert main([*args, "--tuned", str(tmp_path / "tuned")]) == 2
+    assert "--tuned and --best: expected one of them" in capsys.readouterr().err
 
 
 def test_bad_model_options_fail_in_one_line(tmp_path, capsys):
