@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Iterator
 
 from olvido.errors import OlvidoError
-from olvido.storage import atomic_write_bytes
+from olvido.storage import atomic_write_bytes, file_sha256
 
 LEDGER_NAME = "ledger.sqlite3"
 FIELDS = (
@@ -273,13 +273,9 @@ def _file_problems(name: str, row: LedgerRow, file_hash) -> list[str]:
     if Path(row.child_path).exists() and file_hash(row.child_path) != row.child_hash:
         problems.append(f"{name}: bundle {row.child_path} does not match the recorded child hash; it was changed")
     for path, digest in row.report_sha256.items():
-        if Path(path).exists() and _sha256(path) != digest:
+        if Path(path).exists() and file_sha256(path) != digest:
             problems.append(f"{name}: report {path} does not match its recorded hash; it was changed")
     return problems
-
-
-def _sha256(path: str) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def _column(value):

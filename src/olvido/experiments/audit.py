@@ -110,12 +110,12 @@ def request_split(bundle: Bundle, workspace: Workspace, request: DeletionRequest
     """Forget = the request's ids; retain = the model's own train/val ids minus every deletion so far."""
     manifest = workspace.prepared.manifest
     everything = split_forget(manifest, np.concatenate([bundle.deleted, request.ids]), "all deletions")
-    trained, validated = set(bundle.meta["train_ids"]), set(bundle.meta["val_ids"])
+    retain_train, retain_val = everything.retain_train, everything.retain_val
     return ForgetSplit(
         spec=f"request:{request.request_id}",
         forget=request.ids,
-        retain_train=np.array([i for i in everything.retain_train if int(i) in trained], dtype=np.int64),
-        retain_val=np.array([i for i in everything.retain_val if int(i) in validated], dtype=np.int64),
+        retain_train=retain_train[np.isin(retain_train, bundle.meta["train_ids"])],
+        retain_val=retain_val[np.isin(retain_val, bundle.meta["val_ids"])],
         test=everything.test,
         removed_copies=request.copies,
     )
