@@ -42,6 +42,20 @@ def test_local_executor_maps_in_order_with_the_shared_input():
         assert list(executor.imap(_offset, [3, 1], shared=10)) == [(0, 13), (1, 11)]
 
 
+def test_a_local_pool_runs_each_job_when_its_result_is_asked_for_in_submission_order():
+    calls = []
+
+    def record(shared, item):
+        calls.append(item)
+        return shared * item
+
+    pool = LocalExecutor(progress=False).pool(record, shared=2)
+    assert [pool.submit(5), pool.submit(7)] == [0, 1] and len(pool) == 2 and calls == []
+    assert pool.next() == (0, 10) and calls == [5] and len(pool) == 1
+    assert pool.submit(1) == 2
+    assert [pool.next(), pool.next()] == [(1, 14), (2, 2)] and len(pool) == 0
+
+
 def test_unknown_executors_and_stray_addresses_are_one_line_errors():
     with pytest.raises(OlvidoError, match="executor 'dask': expected one of local, ray"):
         get_executor("dask")
@@ -58,7 +72,12 @@ def test_ray_gives_the_same_weights_as_the_local_executor():
     with get_executor("ray", cpus=2, progress=False) as executor:
         remote = executor.map(_train, seeds, shared=problem)
         finished = dict(executor.imap(_offset, [3, 1, 2], shared=10))  # in the order the tasks finish
+        pool = executor.pool(_offset, shared=100)
+        handles = {pool.submit(item): item for item in (4, 5, 6)}
+        pooled = dict(pool.next() for _ in handles)  # in the order the tasks finish, each under its handle
+        assert len(pool) == 0
     assert finished == {0: 13, 1: 11, 2: 12}
+    assert pooled == {handle: 100 + item for handle, item in handles.items()}
     assert not ray.is_initialized()  # the executor started its own Ray and shut it down
     for mine, theirs in zip(local, remote):
         assert mine.keys() == theirs.keys()

@@ -26,18 +26,28 @@ from olvido.metrics import retraining_gaps
 from olvido.report.tuning_report import write_tuning
 from olvido.training import FitConfig
 
-from helpers import KilledAfterFirstJob, needs_weights, small_workspace
+from helpers import needs_weights, small_workspace
 
 TINY = TuningConfig(trials=2, retain_samples=300)
 
 
-class KilledInATrial(KilledAfterFirstJob):
-    """Trains what tuning needs, then is killed once the first trial's first job has come back."""
+class KilledInATrial(LocalExecutor):
+    """Trains what tuning needs (``imap``), then is killed once the first trial's first job has come back
+    (trials run through ``pool``)."""
 
-    def imap(self, function, items, shared=None, description="jobs"):
-        if description != "trials":
-            return LocalExecutor.imap(self, function, items, shared, description)
-        return super().imap(function, items, shared, description)
+    def __init__(self):
+        super().__init__(progress=False)
+
+    def pool(self, function, shared=None):
+        pool = super().pool(function, shared)
+        run_next = pool.next
+
+        def next_then_killed():
+            run_next()
+            raise KeyboardInterrupt
+
+        pool.next = next_then_killed
+        return pool
 
 
 def test_retraining_gaps_by_hand():
@@ -141,6 +151,44 @@ def test_a_killed_tuning_resumes_and_ends_with_the_budget_of_trials(workspace, t
     more = Tuner(workspace, "ssd", TuningConfig(trials=3, retain_samples=300), storage, progress=False)
     assert more.study_name == tuner.study_name  # the budget is not part of the study: a bigger one continues it
     assert sum(more.run().trials.values()) == 3 and len(study.trials) == 4
+
+
+class TwoSlots(LocalExecutor):
+    """A local executor that claims two workers; records how many jobs were pending at each result."""
+
+    slots = 2
+
+    def __init__(self):
+        super().__init__(progress=False)
+        self.pending = []
+
+    def pool(self, function, shared=None):
+        pool = super().pool(function, shared)
+        run_next = pool.next
+
+        def next_recorded():
+            self.pending.append(len(pool))
+            return run_next()
+
+        pool.next = next_recorded
+        return pool
+
+
+@needs_weights
+def test_tuning_keeps_every_slot_busy_and_completes_each_trial_over_all_its_seeds(workspace, tmp_path):
+    executor = TwoSlots()
+    config = TuningConfig(trials=3, retain_samples=300)
+    tuner = Tuner(workspace, "ssd", config, f"sqlite:///{tmp_path / 'o.db'}", executor=executor, progress=False)
+    result = tuner.run()
+    # 3 trials x 3 seeds = 9 runs, none pruned (fewer than the pruner's startup trials). Two runs are pending
+    # at every result except where nothing could start: after the second trial ends the budget allows no new
+    # trial and the third trial's other seeds wait for its first (the pruning decision), and at the last run
+    assert executor.pending == [2] * 6 + [1, 2, 1]
+    assert result.trials == {"complete": 3, "pruned": 0, "fail": 0}
+    study = optuna.load_study(study_name=tuner.study_name, storage=tuner.storage)
+    for trial in study.trials:
+        assert trial.value == pytest.approx(trial.user_attrs["objective"])  # the mean over the three seeds
+        assert list(trial.intermediate_values) == [0]  # reported once, after its first seed
 
 
 @needs_weights

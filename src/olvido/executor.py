@@ -2,7 +2,9 @@
 
 A job is ``function(shared, item)``: ``shared`` is what every job reads (a dataset, a workspace), sent once;
 ``item`` is the job's own input (a seed, a cell). ``map`` returns the results in the order of the items;
-``imap`` yields ``(index, result)`` as each job finishes, so the caller can store it at once.
+``imap`` yields ``(index, result)`` as each job finishes, so the caller can store it at once; ``pool`` takes
+jobs one at a time and hands back each result as it finishes, for callers that choose the next job from the
+last result (tuning: prune a trial or run its other seeds) and so keep every worker busy.
 Functions must be importable module-level functions and must not write the cache: workers return what
 they computed (trained weights, predictions) and the caller, on the driver, alone writes it (atomic
 writes, keyed by hash), so a cluster needs no shared disk and a killed run resumes with nothing computed
@@ -49,21 +51,10 @@ class LocalExecutor:
 
     def imap(self, function: Callable[[Any, Any], Any], items: Iterable, shared: Any = None, description: str = "jobs"):
         """``(index, result)`` pairs as jobs finish (here: in order), so a caller can store each at once."""
-        items = list(items)
-        bar = tqdm(items, desc=description, unit="job", leave=False, disable=not self.progress or len(items) < 2)
-        if self.threads is None:
-            for index, item in enumerate(bar):
-                yield index, function(shared, item)
-            return
-        import torch
+        return _drain(LocalPool(function, shared, self.threads), list(items), description, self.progress)
 
-        before = torch.get_num_threads()
-        torch.set_num_threads(self.threads)
-        try:
-            for index, item in enumerate(bar):
-                yield index, function(shared, item)
-        finally:
-            torch.set_num_threads(before)
+    def pool(self, function: Callable[[Any, Any], Any], shared: Any = None) -> "LocalPool":
+        return LocalPool(function, shared, self.threads)
 
     def close(self) -> None:
         pass
@@ -73,6 +64,73 @@ class LocalExecutor:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _drain(pool, items: list, description: str, progress: bool):
+    """Every item through ``pool``; ``(index, result)`` pairs as jobs finish."""
+    for item in items:
+        pool.submit(item)
+    with tqdm(total=len(items), desc=description, unit="job", leave=False, disable=not progress or len(items) < 2) as bar:
+        while len(pool):
+            yield pool.next()
+            bar.update()
+
+
+class LocalPool:
+    """Jobs run here, one at a time in the order submitted, when a result is asked for (``next``)."""
+
+    def __init__(self, function: Callable[[Any, Any], Any], shared: Any, threads: int | None):
+        self.function, self.shared, self.threads = function, shared, threads
+        self._queue: list[tuple[int, Any]] = []
+        self._submitted = 0
+
+    def submit(self, item) -> int:
+        """Queue a job; its handle (0, 1, ... in submission order)."""
+        self._queue.append((self._submitted, item))
+        self._submitted += 1
+        return self._submitted - 1
+
+    def __len__(self) -> int:
+        """Jobs submitted and not yet handed back."""
+        return len(self._queue)
+
+    def next(self) -> tuple[int, Any]:
+        """``(handle, result)`` of the oldest pending job, run now."""
+        handle, item = self._queue.pop(0)
+        if self.threads is None:
+            return handle, self.function(self.shared, item)
+        import torch
+
+        before = torch.get_num_threads()
+        torch.set_num_threads(self.threads)
+        try:
+            return handle, self.function(self.shared, item)
+        finally:
+            torch.set_num_threads(before)
+
+
+class RayPool:
+    """Jobs as Ray tasks, started as they are submitted (the cluster queues what its CPUs cannot run yet);
+    ``shared`` goes to the object store once."""
+
+    def __init__(self, ray, task, function: Callable[[Any, Any], Any], shared: Any):
+        self._ray, self._task, self.function = ray, task, function
+        self._shared = ray.put(shared)
+        self._pending: dict = {}
+        self._submitted = 0
+
+    def submit(self, item) -> int:
+        self._pending[self._task.remote(self.function, self._shared, item)] = self._submitted
+        self._submitted += 1
+        return self._submitted - 1
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    def next(self) -> tuple[int, Any]:
+        """``(handle, result)`` of the first pending job to finish (waits for one)."""
+        (ready,), _ = self._ray.wait(list(self._pending), num_returns=1)
+        return self._pending.pop(ready), self._ray.get(ready)
 
 
 def _one_thread(function, shared, item):
@@ -117,17 +175,11 @@ class RayExecutor:
         """``(index, result)`` pairs in the order the tasks finish."""
         items = list(items)
         if not items:
-            return
-        shared_ref = self._ray.put(shared)
-        futures = [self._task.remote(function, shared_ref, item) for item in items]
-        index_of = {future: index for index, future in enumerate(futures)}
-        pending = list(futures)
-        with tqdm(total=len(items), desc=description, unit="job", leave=False, disable=not self.progress) as bar:
-            while pending:
-                ready, pending = self._ray.wait(pending, num_returns=1)
-                for future in ready:
-                    yield index_of[future], self._ray.get(future)
-                bar.update(len(ready))
+            return iter(())
+        return _drain(self.pool(function, shared), items, description, self.progress)
+
+    def pool(self, function: Callable[[Any, Any], Any], shared: Any = None) -> RayPool:
+        return RayPool(self._ray, self._task, function, shared)
 
     def close(self) -> None:
         if self._owns_ray and self._ray.is_initialized():

@@ -13,8 +13,9 @@ and SISA report on is trained with a lower seed), the tuning forget set is a see
 *training* originals (``tuning_split``), the objective reads retain-train, that forget set and retain-val,
 and the test split is never read.
 
-Trials go through the executor: a batch of as many trials as it has workers is asked at once, their first
-seeds run in parallel, then the remaining seeds of the trials not pruned.
+Trials go through the executor's ``pool``, as many runs at once as it has workers: each trial's first seed
+runs first, then its remaining seeds if it is not pruned; a worker that frees up takes a waiting seed or a
+new trial, so no worker waits for the slowest run of a batch.
 """
 
 from __future__ import annotations
@@ -197,15 +198,11 @@ class Tuner:
             states, references, retrain_seconds = self.references
             truth = {name: self.ws.ages(ids) for name, ids in self._sets().items()}
             shared = (self.ws.for_workers(), self.split, self._sets(), states)
-            slots = max(1, getattr(self.executor, "slots", 1))
             with tqdm(
                 total=self.config.trials, initial=finished(), desc=f"tuning {self.method}", unit="trial",
                 disable=not self.progress,
             ) as bar:  # fmt: skip
-                while finished() < self.config.trials:
-                    batch = [study.ask() for _ in range(min(slots, self.config.trials - finished()))]
-                    self._run_batch(study, batch, truth, references, retrain_seconds, shared)
-                    bar.update(len(batch))
+                self._run_trials(study, finished, truth, references, retrain_seconds, shared, bar)
         complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
         if not complete:
             raise OlvidoError(f"tuning {self.method}: no trial completed (see the failed trials' user attributes)")
@@ -227,57 +224,81 @@ class Tuner:
             config=self.config.to_dict(),
         )
 
-    def _run_batch(self, study, batch, truth, references, retrain_seconds, shared) -> None:
-        """Scores a batch of asked trials: the first tuning seed of each (pruning the hopeless), then the rest."""
-        params, live = {}, []
-        for trial in batch:
+    def _run_trials(self, study, finished, truth, references, retrain_seconds, shared, bar) -> None:
+        """Runs trials until the budget is met, keeping every executor slot busy: a trial's first tuning seed
+        runs first (a hopeless trial is pruned there), then its other seeds; a free slot takes a waiting
+        seed of a live trial before it asks Optuna for a new trial. With one slot (the local executor) the
+        order, and so every number, depends only on the seeds; with several (Ray) the trials asked depend
+        on which finished first, as in any asynchronous Optuna study."""
+        first, *rest = self.config.seeds
+        slots = max(1, getattr(self.executor, "slots", 1))
+        pool = self.executor.pool(_trial_job, shared)
+        running: dict[int, tuple] = {}  # job handle -> (trial, seed)
+        waiting: list[tuple] = []  # (trial, seed) of live trials past their first seed
+        params: dict[int, dict] = {}
+        scores: dict[int, list[dict]] = {}
+        live: set[int] = set()  # trials asked and not yet told
+
+        def close(trial, state=TrialState.COMPLETE, value=None) -> None:
+            study.tell(trial, value, state=state)
+            live.discard(trial.number)
+            bar.update()
+
+        def ask():
+            trial = study.ask()
             values = {name: param.suggest(trial, name) for name, param in self.spec.space}
             try:  # a sampled combination the method's config refuses is a failed trial, not a crash
                 config_for(self.method, self.ws.fit_config, None, 0, self.ws.device, **values)
             except OlvidoError as error:
                 trial.set_user_attr("error", str(error))
                 study.tell(trial, state=TrialState.FAIL)
+                bar.update()
+                return None
+            params[trial.number], scores[trial.number] = values, []
+            live.add(trial.number)
+            return trial
+
+        def fill() -> None:
+            while len(running) < slots:
+                if waiting:
+                    trial, seed = waiting.pop(0)
+                elif finished() + len(live) < self.config.trials:
+                    trial, seed = ask(), first
+                    if trial is None:
+                        continue
+                else:
+                    return
+                running[pool.submit((self.method, params[trial.number], seed))] = (trial, seed)
+
+        fill()
+        while running:
+            handle, (seconds, predictions) = pool.next()
+            trial, seed = running.pop(handle)
+            if trial.number not in live:  # its trial already failed on another seed
+                fill()
                 continue
-            params[trial.number] = values
-            live.append(trial)
-        first, *rest = self.config.seeds
-        scores: dict[int, list[dict]] = {trial.number: [] for trial in live}
-        diverged: dict[int, str] = {}
-
-        def score(items):
-            jobs = [(self.method, params[trial.number], seed) for trial, seed in items]
-            for index, (seconds, predictions) in self.executor.imap(_trial_job, jobs, shared, "trials"):
-                trial, seed = items[index]
-                try:
-                    terms = retraining_gaps(truth, predictions, references[seed])
-                except ValueError as error:  # a run that diverged (NaN predictions) fails its trial
-                    diverged[trial.number] = f"seed {seed}: {error}"
-                    continue
-                scores[trial.number].append(
-                    {**terms, "seconds": seconds, "time_ratio": seconds / retrain_seconds[seed]}
-                )
-
-        def fail_diverged(trials):
-            for trial in trials:
-                if trial.number in diverged:
-                    trial.set_user_attr("error", diverged[trial.number])
-                    study.tell(trial, state=TrialState.FAIL)
-            return [trial for trial in trials if trial.number not in diverged]
-
-        score([(trial, first) for trial in live])
-        survivors = []
-        for trial in fail_diverged(live):
-            trial.report(scores[trial.number][0]["objective"], step=0)
-            if trial.should_prune():
-                study.tell(trial, state=TrialState.PRUNED)
-            else:
-                survivors.append(trial)
-        score([(trial, seed) for trial in survivors for seed in rest])
-        for trial in fail_diverged(survivors):
-            means = {key: float(np.mean([s[key] for s in scores[trial.number]])) for key in scores[trial.number][0]}
-            for key, value in means.items():
-                trial.set_user_attr(key, value)
-            study.tell(trial, means["objective"])
+            try:
+                terms = retraining_gaps(truth, predictions, references[seed])
+            except ValueError as error:  # a run that diverged (NaN predictions) fails its trial
+                trial.set_user_attr("error", f"seed {seed}: {error}")
+                waiting[:] = [(t, s) for t, s in waiting if t.number != trial.number]
+                close(trial, TrialState.FAIL)
+                fill()
+                continue
+            scores[trial.number].append({**terms, "seconds": seconds, "time_ratio": seconds / retrain_seconds[seed]})
+            if seed == first:
+                trial.report(terms["objective"], step=0)
+                if trial.should_prune():
+                    close(trial, TrialState.PRUNED)
+                else:
+                    waiting.extend((trial, s) for s in rest)
+            if trial.number in live and len(scores[trial.number]) == len(self.config.seeds):
+                done = scores[trial.number]
+                means = {key: float(np.mean([s[key] for s in done])) for key in done[0]}
+                for key, value in means.items():
+                    trial.set_user_attr(key, value)
+                close(trial, value=means["objective"])
+            fill()
 
 
 def _trial_job(shared, item) -> tuple[float, dict[str, np.ndarray]]:
