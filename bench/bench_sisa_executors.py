@@ -102,7 +102,7 @@ def main() -> None:
         "later trainings (warm workers, as on a long-lived cluster).\n\n" + "\n\n".join(markdown(r, args.main) for r in results)
     )
     write_section(
-        "SISA shards, local against Ray (issue 12)",
+        f"SISA shards, local against Ray, {args.scopes} scope (issue 12)",
         body,
         f"bench/bench_sisa_executors.py --data {args.data} --warm-cache CACHE --scopes {args.scopes} "
         f"--main {args.main} --repeats {args.repeats} --executors {args.executors}",
