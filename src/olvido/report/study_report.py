@@ -468,8 +468,9 @@ VERDICT_COLUMNS = [
     ("relearn_epochs", "relearn ep"),
     ("relearn_epochs_retrained", "relearn ep (R)"),
     ("neurips_note", "NeurIPS score note"),
-    ("seconds", "seconds"),
 ]
+# No seconds column: a verdict's own unlearning run may have shared the CPU with other executor jobs (or any
+# other load); methods are timed in the leaderboard, where each cell's time was measured as it ran alone.
 
 
 def interval(row: dict, name: str) -> str:
@@ -829,7 +830,8 @@ def write_report(results: list[StudyResult], out: str | Path, meta: dict) -> Pat
         "## Files\n\n`runs.csv` (one row per cell and experiment), `leaderboard.csv`, `alpha.csv`, "
         "`per_sample_errors_<scope>.csv`, `predictions.csv.gz` (every test and forget-set prediction, in years to 2 "
         "decimals: scope, method, group, value, seed, set, id, age, prediction), `verdicts.csv` (every verdict "
-        "column, per scope and regime), `neurips.csv` (the NeurIPS score per model, protocol and scalar), "
+        "column, per scope and regime; its `seconds` are the verdict runs' own wall times, under whatever load "
+        "they ran with: time methods by the leaderboard), `neurips.csv` (the NeurIPS score per model, protocol and scalar), "
         "`summary.json`.",
     ]
     index = out / "index.md"
