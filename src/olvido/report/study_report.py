@@ -577,7 +577,8 @@ def _memorising_section(result: StudyResult) -> str:
             if memorises
             else "below 0.6, the attack finds little even in O: an AUC near 0.5 certifies little here."
         )
-        + f" ({summary['minutes']:.1f} min.)\n\n"
+        + f" (This invocation: {summary['minutes']:.1f} min; models and verdict rows already in the cache are "
+        "loaded, not recomputed.)\n\n"
         + table
     )
 
