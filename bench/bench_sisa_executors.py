@@ -99,7 +99,8 @@ def main() -> None:
     body = (
         "Shards as executor jobs, each executor started before its first training. Ray's first training "
         "includes its worker processes importing torch and olvido; the speed-up compares the medians of the "
-        "later trainings (warm workers, as on a long-lived cluster).\n\n" + "\n\n".join(markdown(r, args.main) for r in results)
+        "later trainings (warm workers, as on a long-lived cluster).\n\n"
+        + "\n\n".join(markdown(r, args.main) for r in results)
     )
     write_section(
         f"SISA shards, local against Ray, {args.scopes} scope (issue 12)",

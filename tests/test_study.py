@@ -22,7 +22,7 @@ from olvido.experiments.study import (
 from olvido.experiments.verdicts import RETRAINED_OTHER_SEED, VerdictConfig
 from olvido.experiments.workspace import Workspace
 from olvido.metrics import forgetting
-from olvido.report.study_report import leaderboard, write_report
+from olvido.report.study_report import NEURIPS_CSV_COLUMNS, in_column_order, leaderboard, write_report
 from olvido.training import FitConfig
 
 from helpers import FAST_FIT, needs_weights, small_workspace
@@ -199,6 +199,14 @@ def test_the_memorising_regime_needs_a_recipe_for_its_scope(tiny_workspace):
     split = Study(tiny_workspace, TINY, progress=False).split(0)
     with pytest.raises(OlvidoError, match="memorising regime: no recipe for scope 'head'"):
         memorising_verdicts(tiny_workspace, split, {"finetune": 1}, VerdictConfig(k=0, shadows=0, ulira_shadows=6))
+
+
+def test_report_tables_keep_one_column_order_whatever_order_rows_come_in():
+    fresh = {"model": "ft", "raw": 0.1, "f_rr": 0.2, "scope": "head", "extra_b": 1, "extra_a": 2}
+    from_cache = dict(sorted(fresh.items()))  # the cache stores rows with sorted keys
+    for rows in ([fresh], [from_cache], [from_cache, fresh]):
+        table = in_column_order(rows, NEURIPS_CSV_COLUMNS)
+        assert list(table.columns) == ["model", "raw", "f_rr", "scope", "extra_a", "extra_b"]
 
 
 def test_knob_values_have_one_canonical_form():

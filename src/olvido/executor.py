@@ -70,7 +70,8 @@ def _drain(pool, items: list, description: str, progress: bool):
     """Every item through ``pool``; ``(index, result)`` pairs as jobs finish."""
     for item in items:
         pool.submit(item)
-    with tqdm(total=len(items), desc=description, unit="job", leave=False, disable=not progress or len(items) < 2) as bar:
+    quiet = not progress or len(items) < 2
+    with tqdm(total=len(items), desc=description, unit="job", leave=False, disable=quiet) as bar:
         while len(pool):
             yield pool.next()
             bar.update()

@@ -473,6 +473,29 @@ VERDICT_COLUMNS = [
 # other load); methods are timed in the leaderboard, where each cell's time was measured as it ran alone.
 
 
+# The CSVs' column order, fixed: rows read back from the cache come with their keys sorted, fresh ones in the
+# order they were computed, and a rerun must write the same file.
+VERDICT_CSV_COLUMNS = (
+    "model", "value", "seconds", "test_mae", "forget_mae", "utility", "forgetting", "F", "mia_logistic_acc",
+    "mia_logistic_auc", "mia_logistic_acc_retrained", "mia_logistic_gap", "mia_svc_acc", "mia_svc_auc",
+    "mia_svc_acc_retrained", "mia_svc_gap", "lira_auc", "lira_auc_retrained", "lira_tpr_at_1pct_fpr", "ulira_auc",
+    "ulira_tpr_at_1pct_fpr", "wasserstein", "mean_prediction_difference", "relearn_epochs",
+    "relearn_epochs_retrained", "ain", "evaluation_seconds", "reference_seconds", "total_seconds", "scope", "regime",
+    "neurips_note",
+)  # fmt: skip
+NEURIPS_CSV_COLUMNS = (
+    "model", "value", "protocol", "scalar", "k", "raw", "raw_low", "raw_high", "f_rr", "f_rr_low", "f_rr_high",
+    "calibrated", "calibrated_low", "calibrated_high", "spread_ratio", "final_score", "scope",
+)  # fmt: skip
+
+
+def in_column_order(rows: list[dict], columns: tuple[str, ...]) -> pd.DataFrame:
+    """``rows`` as a table whose columns are ``columns`` (those present), then any others sorted by name."""
+    table = pd.DataFrame(rows)
+    known = [c for c in columns if c in table.columns]
+    return table[known + sorted(c for c in table.columns if c not in known)]
+
+
 def interval(row: dict, name: str) -> str:
     """``value [low, high]`` of a bootstrapped statistic."""
     return f"{format_cell(row[name])} [{format_cell(row[name + '_low'])}, {format_cell(row[name + '_high'])}]"
@@ -578,8 +601,7 @@ def _memorising_section(result: StudyResult) -> str:
             else "below 0.6, the attack finds little even in O: an AUC near 0.5 certifies little here."
         )
         + f" (This invocation: {summary['minutes']:.1f} min; models and verdict rows already in the cache are "
-        "loaded, not recomputed.)\n\n"
-        + table
+        "loaded, not recomputed.)\n\n" + table
     )
 
 
@@ -759,10 +781,12 @@ def write_report(results: list[StudyResult], out: str | Path, meta: dict) -> Pat
     verdicts = [dict(row, scope=r.scope, regime="early-stopped") for r in results for row in r.verdicts]
     verdicts += [dict(row, scope=r.scope, regime="memorising") for r in results for row in r.memorising]
     if verdicts:
-        atomic_write_text(out / "verdicts.csv", pd.DataFrame(verdicts).to_csv(index=False, float_format="%.5f"))
+        table = in_column_order(verdicts, VERDICT_CSV_COLUMNS)
+        atomic_write_text(out / "verdicts.csv", table.to_csv(index=False, float_format="%.5f"))
     neurips = [dict(row, scope=r.scope) for r in results for row in r.neurips]
     if neurips:
-        atomic_write_text(out / "neurips.csv", pd.DataFrame(neurips).to_csv(index=False, float_format="%.5f"))
+        table = in_column_order(neurips, NEURIPS_CSV_COLUMNS)
+        atomic_write_text(out / "neurips.csv", table.to_csv(index=False, float_format="%.5f"))
     predictions = pd.concat([r.predictions for r in results], ignore_index=True)
     atomic_write_with(out / "predictions.csv.gz", lambda tmp: predictions.to_csv(tmp, index=False, compression="gzip"))
     for result in results:
@@ -832,8 +856,8 @@ def write_report(results: list[StudyResult], out: str | Path, meta: dict) -> Pat
         "`per_sample_errors_<scope>.csv`, `predictions.csv.gz` (every test and forget-set prediction, in years to 2 "
         "decimals: scope, method, group, value, seed, set, id, age, prediction), `verdicts.csv` (every verdict "
         "column, per scope and regime; its `seconds` are the verdict runs' own wall times, under whatever load "
-        "they ran with: time methods by the leaderboard), `neurips.csv` (the NeurIPS score per model, protocol and scalar), "
-        "`summary.json`.",
+        "they ran with: time methods by the leaderboard), `neurips.csv` (the NeurIPS score per model, protocol "
+        "and scalar), `summary.json`.",
     ]
     index = out / "index.md"
     atomic_write_text(index, "\n\n".join(sections) + "\n")
