@@ -22,7 +22,13 @@ from olvido.experiments.study import (
 from olvido.experiments.verdicts import RETRAINED_OTHER_SEED, VerdictConfig
 from olvido.experiments.workspace import Workspace
 from olvido.metrics import forgetting
-from olvido.report.study_report import NEURIPS_CSV_COLUMNS, in_column_order, leaderboard, write_report
+from olvido.report.study_report import (
+    NEURIPS_CSV_COLUMNS,
+    _neurips_coverage,
+    in_column_order,
+    leaderboard,
+    write_report,
+)
 from olvido.training import FitConfig
 
 from helpers import FAST_FIT, needs_weights, small_workspace
@@ -207,6 +213,14 @@ def test_report_tables_keep_one_column_order_whatever_order_rows_come_in():
     for rows in ([fresh], [from_cache], [from_cache, fresh]):
         table = in_column_order(rows, NEURIPS_CSV_COLUMNS)
         assert list(table.columns) == ["model", "raw", "f_rr", "scope", "extra_a", "extra_b"]
+
+
+def test_the_report_names_the_models_scored_where_only_some_are():
+    rows = [{"model": "original"}, {"model": "ft"}, {"model": "ct"}, {"model": RETRAINED_OTHER_SEED}]
+    scored = [{"model": m} for m in ("original", "ct", "ct", RETRAINED_OTHER_SEED)]
+    sentence = _neurips_coverage(rows, scored)
+    assert f"only original, ct, {RETRAINED_OTHER_SEED} are scored" in sentence
+    assert _neurips_coverage(rows, scored + [{"model": "ft"}]) == ""
 
 
 def test_knob_values_have_one_canonical_form():

@@ -195,6 +195,25 @@ def test_a_deterministic_method_gets_no_neurips_score_from_one_original(workspac
     again._k_runs("finetune", 2, "K originals", range(3))
 
 
+def test_k_methods_scores_only_the_chosen_methods_and_keeps_the_others_rows(workspace):
+    split = parse_forget(workspace.prepared.manifest, "group:0")
+    config = VerdictConfig(k=3, shadows=0, resamples=100, k_methods=("finetune",))
+    verdicts = Verdicts(workspace, split, config)
+    rows = verdicts.evaluate({"finetune": 2, "random_labels": 1}, True, True)
+    assert {r["model"] for r in verdicts.neurips} == {ORIGINAL, "finetune", RETRAINED_OTHER_SEED}
+    assert [r["model"] for r in rows] == [ORIGINAL, "finetune", "random_labels", RETRAINED_OTHER_SEED]
+    # the row left out of the score is the one a K = 0 configuration makes: stored once, found by both
+    without = Verdicts(workspace, split, VerdictConfig(k=0, shadows=0, resamples=100))
+    assert without._row_path("random_labels", 1) == verdicts._row_path("random_labels", 1)
+    assert without._row_path("finetune", 2) != verdicts._row_path("finetune", 2)
+    # and every K = 0 row equals a configuration without k_methods at all
+    every = Verdicts(workspace, split, VerdictConfig(k=3, shadows=0, resamples=100))
+    assert every._row_path("finetune", 2) == verdicts._row_path("finetune", 2)
+    assert every._row_path("random_labels", 1) != verdicts._row_path("random_labels", 1)
+    with pytest.raises(OlvidoError, match="k_methods 'ct': expected None"):
+        VerdictConfig(k_methods="ct")
+
+
 @needs_weights
 def test_a_whole_configuration_stands_for_a_knob_value(workspace):
     split = parse_forget(workspace.prepared.manifest, "group:0")

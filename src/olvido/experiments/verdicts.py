@@ -80,8 +80,14 @@ class VerdictConfig:
     protocols: tuple[str, ...] = PROTOCOLS  # for the methods' NeurIPS scores
     ulira_shadows: int = 0  # U-LiRA: shadow originals, each unlearned by the method under test; 0 skips
     resamples: int = 2000  # bootstrap resamples of the forget examples for the score's intervals
+    # The methods given a NeurIPS score (None: every one). O and the sanity row always get one when k > 0:
+    # they are what the methods' scores are read against. Where K trainings are costly (the last scope)
+    # this keeps the K sets to the methods that have no score in a cheaper scope.
+    k_methods: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
+        if self.k_methods is not None and (isinstance(self.k_methods, str) or not self.k_methods):
+            raise OlvidoError(f"k_methods {self.k_methods!r}: expected None (every method) or a tuple of method names")
         unknown = [p for p in self.protocols if p not in PROTOCOLS]
         if unknown or not self.protocols:
             raise OlvidoError(f"protocols {list(self.protocols)}: expected one or both of {', '.join(PROTOCOLS)}")
@@ -353,11 +359,21 @@ class Verdicts:
         )
         return Path(ws.cache) / "verdicts" / f"{key}.npz"
 
+    def k_for(self, name: str) -> int:
+        """Models per side of ``name``'s NeurIPS score: the configuration's K, or 0 where ``k_methods`` leaves
+        the method out."""
+        chosen = self.config.k_methods
+        if chosen is None or name in (ORIGINAL, RETRAINED_OTHER_SEED) or name in chosen:
+            return self.config.k
+        return 0
+
     def _row_path(self, name: str, value) -> Path:
         """Where one verdict row (and its NeurIPS rows) is stored: keyed by what the K runs are keyed by and
-        the whole verdict configuration."""
+        the verdict configuration as this row sees it (its own K, ``k_for``), so a row left out of the
+        NeurIPS score is the row a configuration with K = 0 made."""
         key = self._k_path(name, value, "row", 0).stem
-        return Path(self.ws.cache) / "verdicts" / "rows" / f"{stable_hash([key, asdict(self.config)])}.json"
+        config = {k: v for k, v in asdict(self.config).items() if k != "k_methods"} | {"k": self.k_for(name)}
+        return Path(self.ws.cache) / "verdicts" / "rows" / f"{stable_hash([key, config])}.json"
 
     def _k_runs(self, name: str, value, protocol: str, seeds: range) -> list[dict[str, np.ndarray]]:
         """The K models of a row, as predictions (``model_predictions``): from the cache, or computed now
@@ -540,7 +556,7 @@ class Verdicts:
             if self.config.ulira_shadows:
                 row.update(self.ulira(name, value))
             neurips = []
-            if self.config.k:
+            if self.k_for(name):
                 neurips, note = self._neurips_rows(name, value)
                 if note:
                     row["neurips_note"] = note

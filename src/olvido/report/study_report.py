@@ -523,6 +523,19 @@ def neurips_table(rows: list[dict], scalar: str = "prediction") -> str:
     )
 
 
+def _neurips_coverage(rows: list[dict], neurips: list[dict]) -> str:
+    """A sentence naming the models scored, where the configuration scored only some (``k_methods``)."""
+    scored = {r["model"] for r in neurips}
+    left_out = [row["model"] for row in rows if row["model"] not in scored]
+    if not left_out:
+        return ""
+    names = ", ".join(row["model"] for row in rows if row["model"] in scored)
+    return (
+        f" In this scope only {names} are scored (K trainings cost more here); the other methods' scores are in "
+        "the head scope."
+    )
+
+
 def _verdicts_section(result: StudyResult) -> str:
     rows = result.verdicts
     columns = [(key, title) for key, title in VERDICT_COLUMNS if any(key in row for row in rows)]
@@ -546,7 +559,9 @@ def _verdicts_section(result: StudyResult) -> str:
             "(the challenge's), 'K originals' = one run from each of K originals trained with K seeds; "
             "deterministic methods only under the latter. The sanity row scores a third set of K retrained models "
             "(seeds 2K..3K-1) and should calibrate to about 1. Spread ratio: median over forget examples of the "
-            "runs' sd over the retrained runs' sd (below 1 is punished). `neurips.csv` has both scalars.\n\n"
+            "runs' sd over the retrained runs' sd (below 1 is punished). `neurips.csv` has both scalars."
+            + _neurips_coverage(rows, result.neurips)
+            + "\n\n"
             + neurips_table(result.neurips)
         )
     if result.interclass_confusion:
