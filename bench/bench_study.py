@@ -85,6 +85,11 @@ def main() -> None:
         default=None,
         help="U-LiRA shadows of the memorising regime (default: the thesis preset's; 0 skips the regime)",
     )
+    parser.add_argument(
+        "--tuned",
+        default=None,
+        help="a folder `olvido tune` wrote (docs/results/tuned): the report shows those methods default against tuned",
+    )
     args = parser.parse_args()
     cache = Path(args.cache or tempfile.mkdtemp(prefix="olvido-bench-study-"))
     if args.warm_cache:
@@ -96,6 +101,8 @@ def main() -> None:
     config = RunConfig.from_preset("thesis", scopes)
     if args.memorising_shadows is not None:
         config = config.with_memorising_shadows(args.memorising_shadows)
+    if args.tuned:
+        config = replace(config, tuned_dir=args.tuned)
     timings = {}
     for scope in scopes:  # the two training experiments, timed on their own (the report run reuses their cells)
         workspace = workspace_for(prepared, config, scope, cache, progress=False)
@@ -152,7 +159,8 @@ both experiments, as each needs them).
         f"bench/bench_study.py --data {args.data} --scopes {args.scopes} --out {args.out}"
         + (" --warm-cache CACHE" if args.warm_cache else "")
         + (f" --executor {args.executor}" if args.executor != "local" else "")
-        + (f" --memorising-shadows {args.memorising_shadows}" if args.memorising_shadows is not None else ""),
+        + (f" --memorising-shadows {args.memorising_shadows}" if args.memorising_shadows is not None else "")
+        + (f" --tuned {args.tuned}" if args.tuned else ""),
     )
     print(body)
 
