@@ -1,5 +1,6 @@
 """The executor: results in order, one-line errors, and the same numbers under Ray as locally."""
 
+import os
 import sys
 
 import pytest
@@ -13,6 +14,12 @@ from olvido.training import ArrayDataset, FitConfig, fit
 
 def _offset(shared, item):
     return shared + item
+
+
+def _count_jobs(shared, item):
+    """The worker process a job ran in and how many jobs, this one included, were handed the same object."""
+    shared["jobs"] = shared.get("jobs", 0) + 1
+    return os.getpid(), shared["jobs"]
 
 
 def _train(shared, seed):
@@ -76,8 +83,13 @@ def test_ray_gives_the_same_weights_as_the_local_executor():
         handles = {pool.submit(item): item for item in (4, 5, 6)}
         pooled = dict(pool.next() for _ in handles)  # in the order the tasks finish, each under its handle
         assert len(pool) == 0
+        # a worker unpickles a pool's shared value once and hands that one object to each of its jobs
+        counts = executor.map(_count_jobs, range(8), shared={})
     assert finished == {0: 13, 1: 11, 2: 12}
     assert pooled == {handle: 100 + item for handle, item in handles.items()}
+    by_worker = {pid: sorted(n for p, n in counts if p == pid) for pid, _ in counts}
+    assert all(jobs == list(range(1, len(jobs) + 1)) for jobs in by_worker.values())
+    assert max(len(jobs) for jobs in by_worker.values()) > 1
     assert not ray.is_initialized()  # the executor started its own Ray and shut it down
     for mine, theirs in zip(local, remote):
         assert mine.keys() == theirs.keys()

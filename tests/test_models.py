@@ -112,6 +112,11 @@ def test_a_workspace_sent_to_workers_carries_its_inputs_as_numpy(workspace):
     ids = workspace.split_ids("test")[:50]
     model = workspace.new_model(seed=3)
     np.testing.assert_array_equal(arrived.predict(model, ids), workspace.predict(model, ids))
+    # and no decoded faces: workers use the cached inputs; asking them for pixels is a clear error
+    assert len(arrived.prepared.faces.images) == 0 and workspace.prepared.faces.has_images
+    assert arrived.architecture == workspace.architecture
+    with pytest.raises(OlvidoError, match="carries no pixels"):
+        arrived.prepared.images()
 
 
 @needs_weights

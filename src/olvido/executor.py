@@ -121,7 +121,9 @@ class RayPool:
         self._submitted = 0
 
     def submit(self, item) -> int:
-        self._pending[self._task.remote(self.function, self._shared, item)] = self._submitted
+        # the reference goes in a list so that Ray hands it over unresolved: the task unpickles it once per
+        # worker (``_worker_shared``), not once per job
+        self._pending[self._task.remote(self.function, [self._shared], item)] = self._submitted
         self._submitted += 1
         return self._submitted - 1
 
@@ -134,12 +136,24 @@ class RayPool:
         return self._pending.pop(ready), self._ray.get(ready)
 
 
-def _one_thread(function, shared, item):
+# What a Ray worker process last unpickled of a pool's ``shared``, by object id: the jobs of one pool that
+# land on the same worker (most of them) read it without unpickling it again (a workspace takes 0.1-0.4 s,
+# as long as a small job). As with the local pool, every job of a pool sees the same object.
+_worker_shared: dict[str, Any] = {}
+
+
+def _one_thread(function, shared_box: list, item):
     """A Ray task: one torch thread, as the task holds one CPU (two threads per task oversubscribe)."""
+    import ray
     import torch
 
     torch.set_num_threads(1)
-    return function(shared, item)
+    (reference,) = shared_box
+    key = reference.hex()
+    if key not in _worker_shared:
+        _worker_shared.clear()  # one pool's value at a time: a worker never pins more than one
+        _worker_shared[key] = ray.get(reference)
+    return function(_worker_shared[key], item)
 
 
 class RayExecutor:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -46,6 +47,17 @@ class FaceSet:
     @property
     def image_size(self) -> int:
         return int(self.images.shape[1])
+
+    @property
+    def has_images(self) -> bool:
+        return len(self.images) == len(self.files)
+
+    def without_images(self) -> FaceSet:
+        """The same labels with no pixels (an empty array of the same image shape): what travels to workers
+        that train on cached inputs and must not ship every decoded face with each job."""
+        other = copy.copy(self)
+        other.images = self.images[:0]
+        return other
 
     def table(self) -> pd.DataFrame:
         """One row per image: id, file, age, gender, race."""

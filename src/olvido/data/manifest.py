@@ -93,6 +93,11 @@ def manifest_images(manifest: Manifest, faces: FaceSet) -> np.ndarray:
         raise OlvidoError(
             f"manifest {manifest.hash} was made from {manifest.meta.get('source_id')}, not {faces.source_id}"
         )
+    if not faces.has_images:
+        raise OlvidoError(
+            f"manifest {manifest.hash}: this copy of the faces carries no pixels (FaceSet.without_images); "
+            "expected the decoded faces"
+        )
     augmented = (table["source_id"] != NOT_AUGMENTED).to_numpy()
     source = np.where(augmented, table["source_id"], table["id"]).astype(np.int64)
     images = faces.images[source]
