@@ -25,6 +25,8 @@ from olvido.metrics import forgetting
 from olvido.report.study_report import (
     NEURIPS_CSV_COLUMNS,
     _neurips_coverage,
+    calibrated_score,
+    default_vs_tuned,
     in_column_order,
     leaderboard,
     write_report,
@@ -185,6 +187,22 @@ def test_tuned_configurations_run_beside_the_defaults_and_lead_the_board(tiny_wo
     assert (runs["experiment"] == "methods (tuned)").sum() == len(result.tuned_runs)
     with pytest.raises(OlvidoError, match="unknown config field 'speed'"):
         run_study(tiny_workspace, TINY, progress=False, tuned={"finetune": {"speed": 2}})
+
+
+@needs_weights
+def test_default_vs_tuned_shows_each_settings_calibrated_score(tiny_workspace):
+    best = run_study(tiny_workspace, TINY, progress=False).best
+    # a tuned configuration equal to the default's knob value: the same K models, so the same score
+    same = {"finetune": {"epochs": best["finetune"]}}
+    verdicts = VerdictConfig(k=3, shadows=0, resamples=50)
+    result = run_study(tiny_workspace, TINY, progress=False, verdicts=verdicts, tuned=same)
+    assert [(r["model"], r["value"]) for r in result.verdicts[-1:]] == [("finetune", same["finetune"])]
+    table = default_vs_tuned(result).set_index("variant")
+    for protocol in ("one original", "K originals"):
+        column = f"calibrated ({protocol})"
+        assert np.isfinite(table.loc["default", column])
+        assert table.loc["tuned", column] == pytest.approx(table.loc["default", column])
+    assert calibrated_score(result, "finetune", {"epochs": best["finetune"] + 1}, "K originals") is None
 
 
 @needs_weights

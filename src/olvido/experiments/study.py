@@ -520,7 +520,10 @@ def run_study(
         split = study.split(config.sweep_group)
         thesis = {m: v for m, v in study.best.items() if m in THESIS_METHODS} or dict(list(study.best.items())[:2])
         judge = Verdicts(workspace, split, verdicts, progress, executor)
-        result.verdicts, result.neurips = judge.evaluate(study.best), judge.neurips
+        result.verdicts = judge.evaluate(study.best)
+        if result.tuned:  # each tuned method again at its tuned configuration, for the default-vs-tuned table
+            result.verdicts += judge.evaluate(result.tuned, with_original=False, with_sanity=False)
+        result.neurips = judge.neurips
         result.interclass_confusion = interclass_confusion(workspace, methods=thesis)
         if workspace.model_config.scope == "head":
             result.feature_injection = feature_injection(workspace, split, methods=study.best)

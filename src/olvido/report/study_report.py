@@ -12,6 +12,7 @@ test and forget-set prediction); ``summary.json``; ``forgetting_vs_alpha.png``, 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import matplotlib
@@ -32,6 +33,7 @@ from olvido.experiments.study import (  # noqa: E402
     method_label,
     unique_cells,
 )
+from olvido.experiments.verdicts import PROTOCOLS  # noqa: E402
 from olvido.methods import THESIS_METHODS, get_method, list_methods  # noqa: E402
 from olvido.report import thesis_numbers as thesis  # noqa: E402
 from olvido.storage import atomic_write_json, atomic_write_text, atomic_write_with  # noqa: E402
@@ -144,21 +146,52 @@ def leaderboard(result: StudyResult) -> pd.DataFrame:
     return pd.DataFrame(rows).sort_values("F", ascending=False).reset_index(drop=True)
 
 
+def _same_setting(a, b) -> bool:
+    """Two knob values or whole configurations alike (a cache's JSON and a YAML file write them differently)."""
+    if isinstance(a, dict) or isinstance(b, dict):
+        return (
+            isinstance(a, dict)
+            and isinstance(b, dict)
+            and json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+        )
+    return canonical_value(a) == canonical_value(b)
+
+
+def calibrated_score(result: StudyResult, method: str, value, protocol: str) -> float | None:
+    """The calibrated NeurIPS forget score (prediction scalar) of ``method`` at ``value`` under ``protocol``
+    on the sweep group, or None where the verdicts did not score it."""
+    for row in result.neurips:
+        if (
+            row["model"] == method
+            and row["protocol"] == protocol
+            and row["scalar"] == "prediction"
+            and _same_setting(row["value"], value)
+        ):
+            return row["calibrated"]
+    return None
+
+
 def default_vs_tuned(result: StudyResult) -> pd.DataFrame:
     """Each tuned method at its default (best knob value) and at its tuned configuration: means over every
-    group and seed of the methods experiment."""
+    group and seed of the methods experiment, and the calibrated forget score of the sweep group's verdicts
+    under each protocol (None where not scored)."""
     rows = []
     for method in result.tuned:
         for variant, tuned in (("default", False), ("tuned", True)):
             cells = _method_cells(result, method, tuned)
+            value = result.tuned[method] if tuned else result.best[method]
             rows.append(
                 {
                     "scope": result.scope,
                     "method": method,
                     "label": method_label(method),
                     "variant": variant,
-                    "setting": _tuned_setting(result.tuned[method]) if tuned else _knob(method, result.best[method]),
+                    "setting": _tuned_setting(value) if tuned else _knob(method, value),
                     **{k: cells[k].mean() for k in ("utility", "forgetting", "F", "wasserstein", "time_ratio")},
+                    **{
+                        f"calibrated ({protocol})": calibrated_score(result, method, value, protocol)
+                        for protocol in PROTOCOLS
+                    },
                     "cells": len(cells),
                 }
             )
@@ -167,17 +200,22 @@ def default_vs_tuned(result: StudyResult) -> pd.DataFrame:
 
 def _tuned_section(result: StudyResult) -> str:
     table = default_vs_tuned(result)
+    scores = [f"calibrated ({protocol})" for protocol in PROTOCOLS]
     rows = [
         [r["label"], r["variant"], r["setting"]]
-        + [f"{r[k]:.3f}" for k in ("utility", "forgetting", "F", "wasserstein", "time_ratio")]
+        + [f"{r[k]:.3f}" for k in ("utility", "forgetting", "F", "wasserstein")]
+        + [format_cell(r[k]) for k in scores]
+        + [f"{r['time_ratio']:.3f}"]
         for r in table.to_dict("records")
     ]
     return (
         "Each tuned method (`olvido tune`, docs/tuning.md: tuned on seeds >= 10000 and half of group "
         f"{result.config['sweep_group']}'s training images, never on what is reported here) at its default "
         "setting (the best knob value of the sweep) and at its tuned configuration, on every group and seed of "
-        "the methods experiment; the leaderboard ranks it at the tuned one.\n\n"
-        + markdown_table(["method", "variant", "setting", "U", "Fg", "F", "W1 to R", "time / retrain"], rows)
+        "the methods experiment; the leaderboard ranks it at the tuned one. Calibrated: the NeurIPS forget score "
+        f"over F_rr on group {result.config['sweep_group']} (the verdicts' K models; '-' where not scored: "
+        "deterministic methods from one original, methods without a score in this scope).\n\n"
+        + markdown_table(["method", "variant", "setting", "U", "Fg", "F", "W1 to R", *scores, "time / retrain"], rows)
     )
 
 
