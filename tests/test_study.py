@@ -27,6 +27,7 @@ from olvido.report.study_report import (
     _neurips_coverage,
     calibrated_score,
     default_vs_tuned,
+    format_cell,
     in_column_order,
     leaderboard,
     write_report,
@@ -203,6 +204,7 @@ def test_default_vs_tuned_shows_each_settings_calibrated_score(tiny_workspace):
         assert np.isfinite(table.loc["default", column])
         assert table.loc["tuned", column] == pytest.approx(table.loc["default", column])
     assert calibrated_score(result, "finetune", {"epochs": best["finetune"] + 1}, "K originals") is None
+    assert format_cell({"lr": 0.000123456, "epochs": 2}) == "tuned: epochs 2, lr 0.000123"
 
 
 @needs_weights

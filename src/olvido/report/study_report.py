@@ -65,6 +65,8 @@ def markdown_table(header: list[str], rows: list[list]) -> str:
 def format_cell(value) -> str:
     if value is None or (isinstance(value, float) and np.isnan(value)):
         return "-"
+    if isinstance(value, dict):  # a whole configuration in place of a knob value: a tuned one (olvido tune)
+        return _tuned_setting(value)
     return f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
