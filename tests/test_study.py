@@ -1,6 +1,7 @@
 """The study: resumable cells, metrics that match the stored predictions, a registry-driven report."""
 
 import shutil
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -191,12 +192,17 @@ def test_tuned_configurations_run_beside_the_defaults_and_lead_the_board(tiny_wo
 
 
 @needs_weights
-def test_default_vs_tuned_shows_each_settings_calibrated_score(tiny_workspace):
-    best = run_study(tiny_workspace, TINY, progress=False).best
+def test_default_vs_tuned_shows_each_settings_calibrated_score(tiny_workspace, monkeypatch):
+    import olvido.experiments.verdicts as verdicts_module
+
+    for test in ("interclass_confusion", "feature_injection"):  # their own tests cover them; here they only cost
+        monkeypatch.setattr(verdicts_module, test, lambda *args, **kwargs: [])
+    config = replace(TINY, methods=("finetune",), sweeps=TINY.sweeps[:1])  # the cells other tests computed
+    best = run_study(tiny_workspace, config, progress=False).best
     # a tuned configuration equal to the default's knob value: the same K models, so the same score
     same = {"finetune": {"epochs": best["finetune"]}}
-    verdicts = VerdictConfig(k=3, shadows=0, resamples=50)
-    result = run_study(tiny_workspace, TINY, progress=False, verdicts=verdicts, tuned=same)
+    verdicts = VerdictConfig(k=3, shadows=0, resamples=50, relearn_max_epochs=1)
+    result = run_study(tiny_workspace, config, progress=False, verdicts=verdicts, tuned=same)
     assert [(r["model"], r["value"]) for r in result.verdicts[-1:]] == [("finetune", same["finetune"])]
     table = default_vs_tuned(result).set_index("variant")
     for protocol in ("one original", "K originals"):
