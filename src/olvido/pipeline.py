@@ -34,10 +34,6 @@ from olvido.report.study_report import write_report
 PRESETS = ("thesis", "quick")
 
 
-def _without_head_scope(method: str) -> bool:
-    return "head" not in get_method(method).scopes
-
-
 @dataclass(frozen=True)
 class RunConfig:
     scopes: tuple[str, ...] = ("head",)
@@ -52,7 +48,12 @@ class RunConfig:
     # score (K = 16) goes only to the methods that have no head scope and so no score there.
     verdicts: VerdictConfig | None = VerdictConfig()
     verdicts_by_scope: tuple[tuple[str, VerdictConfig], ...] = (
-        ("last", VerdictConfig(k=16, shadows=0, k_methods=tuple(m for m in list_methods() if _without_head_scope(m)))),
+        (
+            "last",
+            VerdictConfig(
+                k=16, shadows=0, k_methods=tuple(m for m in list_methods() if "head" not in get_method(m).scopes)
+            ),
+        ),
         ("all", VerdictConfig(k=0, shadows=0)),
     )
     # The memorising regime's verdicts per scope (models trained with ``MEMORISING_FIT``, where attacks mean

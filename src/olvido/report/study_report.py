@@ -566,8 +566,7 @@ def neurips_table(rows: list[dict], scalar: str = "prediction") -> str:
 def _neurips_coverage(rows: list[dict], neurips: list[dict]) -> str:
     """A sentence naming the models scored, where the configuration scored only some (``k_methods``)."""
     scored = {r["model"] for r in neurips}
-    left_out = [row["model"] for row in rows if row["model"] not in scored]
-    if not left_out:
+    if all(row["model"] in scored for row in rows):
         return ""
     names = ", ".join(row["model"] for row in rows if row["model"] in scored)
     return (
