@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -26,10 +27,25 @@ from olvido.metrics.thesis import mean_absolute_error
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``auto`` picks CUDA when present, else the CPU."""
+    """``auto`` picks CUDA when present, else the CPU. Choosing CUDA makes its kernels deterministic."""
     if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(device)
+    if device.type == "cuda":
+        make_cuda_deterministic()
+    return device
+
+
+def make_cuda_deterministic() -> None:
+    """Same config and seed, same numbers, on CUDA too. cuDNN's autotuner and the atomics in some backward
+    kernels (convolutions, index_add) otherwise change the last digits from run to run, and those grow over
+    an epoch. cuBLAS needs a fixed workspace for the same guarantee; the variable is read when its first
+    handle is made, which is why the device is chosen here, before any work runs on it. Operations with no
+    deterministic kernel warn instead of failing."""
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.backends.cudnn.benchmark = False
+    torch.backends.cudnn.deterministic = True
+    torch.use_deterministic_algorithms(True, warn_only=True)
 
 
 class ArrayDataset(Dataset):

@@ -163,14 +163,15 @@ def masked_update_hooks(mask: Mask) -> StepHooks:
     let them drift; restoring every step also means stale momentum never accumulates an effect)."""
     start = {p: p.detach().clone() for p in mask}
 
+    # ``fit`` moves the model to its device after the mask was made (on the CPU, say): follow the weights.
     def zero_unmasked_gradients(model: nn.Module) -> None:
         for p, keep in mask.items():
             if p.grad is not None:
-                p.grad.mul_(keep)
+                p.grad.mul_(keep.to(p.device))
 
     def restore_unmasked_weights(model: nn.Module) -> None:
         with torch.no_grad():
             for p, keep in mask.items():
-                p.copy_(torch.where(keep, p, start[p]))
+                p.copy_(torch.where(keep.to(p.device), p, start[p].to(p.device)))
 
     return StepHooks(after_backward=zero_unmasked_gradients, after_step=restore_unmasked_weights)
