@@ -13,6 +13,7 @@ from olvido.data import parse_forget
 from olvido.errors import OlvidoError
 from olvido.executor import LocalExecutor
 from olvido.experiments.tuning import (
+    BASELINES,
     FIRST_TUNING_SEED,
     TUNED_FILE,
     Tuner,
@@ -199,17 +200,44 @@ def test_tuned_configurations_round_trip_with_a_summary_and_plots(workspace, tmp
     tuned = load_tuned(tmp_path / "out")
     assert tuned == {"head": {"ssd": result.best_params}} and set(result.best_params) == {"alpha", "dampening"}
     table = pd.read_csv(tmp_path / "out" / "tuning.csv")
-    assert list(table["method"]) == ["ssd"] and table["objective"].iloc[0] == round(result.best_value, 4)
-    assert "| head | ssd |" in summary.read_text()
+    methods = table[~table["reference"]]
+    assert list(methods["method"]) == ["ssd"] and methods["objective"].iloc[0] == round(result.best_value, 4)
+    references = table[table["reference"]].set_index("method")
+    assert sorted(references.index) == sorted(BASELINES.values())
+    for name, terms in result.baselines.items():
+        assert references.loc[BASELINES[name], "objective"] == round(terms["objective"], 4)
+    assert "| head | ssd |" in summary.read_text() and "| head | O (untouched) |" in summary.read_text()
     for name in ("tuning-head-ssd-history.png", "tuning-head-ssd-importances.png"):
         assert (tmp_path / "out" / name).stat().st_size > 0
-    write_tuning(tmp_path / "out", [result])  # rewriting replaces the row instead of adding one
-    assert len(pd.read_csv(tmp_path / "out" / "tuning.csv")) == 1
+    write_tuning(tmp_path / "out", [result])  # rewriting replaces the rows instead of adding some
+    assert len(pd.read_csv(tmp_path / "out" / "tuning.csv")) == 3
     (tmp_path / "out" / TUNED_FILE).write_text("head:\n  finetune:\n    params: {epochs: 2, speed: 9}\n")
     with pytest.raises(OlvidoError, match="unknown config field 'speed'"):
         load_tuned(tmp_path / "out")
     with pytest.raises(OlvidoError, match="no tuned.yaml there"):
         load_tuned(tmp_path)
+
+
+@needs_weights
+def test_the_baselines_score_the_untouched_original_and_the_next_seeds_retrained_model(workspace, tmp_path):
+    tuner = Tuner(workspace, "ssd", TINY, f"sqlite:///{tmp_path / 'o.db'}", progress=False)
+    baselines = tuner.baselines()
+    split, seeds = tuner.split, TINY.seeds
+    sets = {"retain": tuner.retain_ids, "forget": split.forget, "val": split.retain_val}
+    truth = {name: workspace.ages(ids) for name, ids in sets.items()}
+
+    def predictions(model):
+        return {name: workspace.predict(model, ids) for name, ids in sets.items()}
+
+    retrained = {seed: predictions(workspace.retrained(split, seed).model) for seed in seeds}
+    original = [retraining_gaps(truth, predictions(workspace.original(s).model), retrained[s]) for s in seeds]
+    others = [retraining_gaps(truth, retrained[seeds[(i + 1) % 3]], retrained[s]) for i, s in enumerate(seeds)]
+    for name, expected in (("original", original), ("retrained", others)):
+        for key in ("retain_gap", "forget_gap", "val_gap", "forget_wasserstein", "objective"):
+            assert baselines[name][key] == pytest.approx(np.mean([terms[key] for terms in expected]))
+    assert baselines["original"]["time_ratio"] == 0.0 and baselines["retrained"]["time_ratio"] > 0
+    # the original was trained on the forget set and the retrained models were not: it sits further from them
+    assert baselines["original"]["objective"] > baselines["retrained"]["objective"]
 
 
 def test_a_method_with_nothing_to_tune_or_outside_its_scopes_is_a_one_line_error(workspace):

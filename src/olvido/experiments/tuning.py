@@ -43,6 +43,8 @@ FIRST_TUNING_SEED = 10_000
 TUNING_SEEDS = (10_000, 10_001, 10_002)
 TUNED_FILE = "tuned.yaml"
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+# What the objective gives with no unlearning at all and for retraining itself (Tuner.baselines).
+BASELINES = {"original": "O (untouched)", "retrained": "R (another tuning seed)"}
 INTERRUPTED = "interrupted"  # user attribute of a trial a killed call left running
 
 
@@ -105,6 +107,7 @@ class TuningResult:
     trials: dict  # counts by state: complete, pruned, fail
     minutes: float  # this call's wall time (a resumed study counts only what this call ran)
     config: dict = field(default_factory=dict)
+    baselines: dict = field(default_factory=dict)  # BASELINES name -> its mean objective terms (Tuner.baselines)
 
     def summary(self) -> dict:
         return asdict(self)
@@ -173,6 +176,24 @@ class Tuner:
             seconds[seed] = retrained.meta["seconds"]
         return states, references, seconds
 
+    def baselines(self) -> dict[str, dict[str, float]]:
+        """The objective's terms, mean over the tuning seeds, of the untouched original of each seed (a tuned
+        method that does not beat it is better left unused) and of the model retrained with the next tuning
+        seed (the floor that the seeds' own noise sets), both against the seed's retrained model."""
+        _, references, retrain_seconds = self.references
+        sets = self._sets()
+        truth = {name: self.ws.ages(ids) for name, ids in sets.items()}
+        seeds = self.config.seeds
+        terms: dict[str, list[dict]] = {"original": [], "retrained": []}
+        for i, seed in enumerate(seeds):
+            model = self.ws.original(seed).model
+            original = {name: self.ws.predict(model, ids) for name, ids in sets.items()}
+            other = seeds[(i + 1) % len(seeds)]
+            terms["original"].append({**retraining_gaps(truth, original, references[seed]), "time_ratio": 0.0})
+            retrained = retraining_gaps(truth, references[other], references[seed])
+            terms["retrained"].append({**retrained, "time_ratio": retrain_seconds[other] / retrain_seconds[seed]})
+        return {name: {key: float(np.mean([t[key] for t in rows])) for key in rows[0]} for name, rows in terms.items()}
+
     def run(self) -> TuningResult:
         started = time.perf_counter()
         optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -222,6 +243,7 @@ class Tuner:
             trials=counts,
             minutes=round((time.perf_counter() - started) / 60, 2),
             config=self.config.to_dict(),
+            baselines=self.baselines(),
         )
 
     def _run_trials(self, study, finished, truth, references, retrain_seconds, shared, bar) -> None:

@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import optuna  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from olvido.experiments.tuning import TuningResult, save_tuned  # noqa: E402
+from olvido.experiments.tuning import BASELINES, TuningResult, save_tuned  # noqa: E402
 from olvido.report.study_report import format_params, markdown_table  # noqa: E402
 from olvido.storage import atomic_write_text, atomic_write_with  # noqa: E402
 
@@ -30,14 +30,10 @@ def write_tuning(folder: str | Path, results: list[TuningResult]) -> Path:
     for result in results:
         save_tuned(folder, result)
         _plots(folder, result)
-        terms = result.best_terms
         rows.append(
             {
-                "scope": result.scope,
-                "method": result.method,
+                **_terms_row(result.scope, result.method, result.best_terms, reference=False),
                 "objective": round(result.best_value, 4),
-                **{k: round(terms[k], 4) for k in ("retain_gap", "forget_gap", "val_gap", "forget_wasserstein")},
-                "time_ratio": round(terms["time_ratio"], 3),
                 "complete": result.trials["complete"],
                 "pruned": result.trials["pruned"],
                 "failed": result.trials["fail"],
@@ -46,27 +42,59 @@ def write_tuning(folder: str | Path, results: list[TuningResult]) -> Path:
                 "study": result.study_name,
             }
         )
+        for name, terms in result.baselines.items():  # the same for every method of a scope: the latest wins
+            rows = [r for r in rows if (r["scope"], r["method"]) != (result.scope, BASELINES[name])]
+            rows.append(_terms_row(result.scope, BASELINES[name], terms, reference=True))
     path = folder / SUMMARY
     table = pd.DataFrame(rows)
     if path.exists():
         earlier = pd.read_csv(path)
+        if "reference" not in earlier:  # written before the baselines were
+            earlier.insert(2, "reference", False)
         keep = ~earlier.set_index(["scope", "method"]).index.isin(table.set_index(["scope", "method"]).index)
         table = pd.concat([earlier[keep], table], ignore_index=True)
     table = table.sort_values(["scope", "objective"]).reset_index(drop=True)
     atomic_write_with(path, lambda tmp: table.to_csv(tmp, index=False))
     shown = ["scope", "method", "objective", "retain_gap", "forget_gap", "val_gap", "forget_wasserstein"]
     shown += ["time_ratio", "complete", "pruned", "failed", "minutes", "params"]
+    cells = [[_trial_cell(column, value) for column, value in zip(shown, row)] for row in table[shown].values.tolist()]
     text = (
         "# Tuned methods\n\nBest trial per method (mean over the tuning seeds; lower is closer to retraining): "
         "MAE gaps to the retrained model on retain, forget and validation data (relative), the Wasserstein "
         "distance of forget predictions (over R's forget MAE), unlearning time over retraining time, and the "
-        "trials by state. Plots: `tuning-SCOPE-METHOD-history.png`, `tuning-SCOPE-METHOD-importances.png`.\n\n"
-        + markdown_table(shown, table[shown].values.tolist())
+        "trials by state. Two reference rows per scope, on the same seeds and sets: the untouched original "
+        f"({BASELINES['original']}; a tuned method above it is better left unused) and a model retrained with "
+        f"the next tuning seed ({BASELINES['retrained']}; the floor that the seeds' own noise sets). Plots: "
+        "`tuning-SCOPE-METHOD-history.png`, `tuning-SCOPE-METHOD-importances.png`.\n\n"
+        + markdown_table(shown, cells)
         + "\n"
     )
     markdown = folder / "tuning.md"
     atomic_write_text(markdown, text)
     return markdown
+
+
+TRIAL_COLUMNS = ("complete", "pruned", "failed", "minutes", "params")  # empty on a reference row
+COUNTS = ("complete", "pruned", "failed")
+
+
+def _trial_cell(column: str, value):
+    """A summary cell as printed: '-' where a reference row has no trials, trial counts as whole numbers (a
+    column with reference rows is read back from the CSV as floats)."""
+    if column in TRIAL_COLUMNS and pd.isna(value):
+        return "-"
+    return int(value) if column in COUNTS else value
+
+
+def _terms_row(scope: str, method: str, terms: dict, reference: bool) -> dict:
+    return {
+        "scope": scope,
+        "method": method,
+        "reference": reference,
+        "objective": round(terms["objective"], 4),
+        **{k: round(terms[k], 4) for k in ("retain_gap", "forget_gap", "val_gap", "forget_wasserstein")},
+        "time_ratio": round(terms["time_ratio"], 3),
+    }
 
 
 def _plots(folder: Path, result: TuningResult) -> None:
