@@ -54,6 +54,7 @@ def write_tuning(folder: str | Path, results: list[TuningResult]) -> Path:
         keep = ~earlier.set_index(["scope", "method"]).index.isin(table.set_index(["scope", "method"]).index)
         table = pd.concat([earlier[keep], table], ignore_index=True)
     table = table.sort_values(["scope", "objective"]).reset_index(drop=True)
+    table = table.astype({column: "Int64" for column in COUNTS})  # whole numbers, empty on reference rows
     atomic_write_with(path, lambda tmp: table.to_csv(tmp, index=False))
     shown = ["scope", "method", "objective", "retain_gap", "forget_gap", "val_gap", "forget_wasserstein"]
     shown += ["time_ratio", "complete", "pruned", "failed", "minutes", "params"]
