@@ -26,14 +26,13 @@ def write_tuning(folder: str | Path, results: list[TuningResult]) -> Path:
     scope and method is replaced); returns the Markdown summary's path."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    rows = []
+    rows, references = [], {}
     for result in results:
         save_tuned(folder, result)
         _plots(folder, result)
         rows.append(
             {
                 **_terms_row(result.scope, result.method, result.best_terms, reference=False),
-                "objective": round(result.best_value, 4),
                 "complete": result.trials["complete"],
                 "pruned": result.trials["pruned"],
                 "failed": result.trials["fail"],
@@ -43,10 +42,9 @@ def write_tuning(folder: str | Path, results: list[TuningResult]) -> Path:
             }
         )
         for name, terms in result.baselines.items():  # the same for every method of a scope: the latest wins
-            rows = [r for r in rows if (r["scope"], r["method"]) != (result.scope, BASELINES[name])]
-            rows.append(_terms_row(result.scope, BASELINES[name], terms, reference=True))
+            references[result.scope, name] = _terms_row(result.scope, BASELINES[name], terms, reference=True)
     path = folder / SUMMARY
-    table = pd.DataFrame(rows)
+    table = pd.DataFrame(rows + list(references.values()))
     if path.exists():
         earlier = pd.read_csv(path)
         if "reference" not in earlier:  # written before the baselines were
@@ -80,11 +78,8 @@ COUNTS = ("complete", "pruned", "failed")
 
 
 def _trial_cell(column: str, value):
-    """A summary cell as printed: '-' where a reference row has no trials, trial counts as whole numbers (a
-    column with reference rows is read back from the CSV as floats)."""
-    if column in TRIAL_COLUMNS and pd.isna(value):
-        return "-"
-    return int(value) if column in COUNTS else value
+    """A summary cell as printed: '-' where a reference row has no trials."""
+    return "-" if column in TRIAL_COLUMNS and pd.isna(value) else value
 
 
 def _terms_row(scope: str, method: str, terms: dict, reference: bool) -> dict:
