@@ -5,6 +5,8 @@ BIN    := $(VENV)/bin
 SHARED ?= $(abspath ../shared)
 UTKFACE ?= $(SHARED)/data/utkface/UTKFace.tar.gz
 OUT    ?= results
+# Test processes (pytest-xdist); the cores are split between them (tests/conftest.py). 1 runs in-process.
+TEST_WORKERS ?= 2
 export TORCH_HOME ?= $(SHARED)/torch
 
 .PHONY: run test bench clean
@@ -26,7 +28,7 @@ run: $(BIN)/.installed
 test: $(BIN)/.installed
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
-	OLVIDO_UTKFACE=$(UTKFACE) $(BIN)/python -m pytest -q
+	OLVIDO_UTKFACE=$(UTKFACE) $(BIN)/python -m pytest -q $(if $(filter-out 1,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadfile)
 
 bench: $(BIN)/.installed
 	$(BIN)/python bench/bench_prepare.py --data $(UTKFACE)

@@ -15,6 +15,17 @@ DEFAULT_ARCHIVE = REPO.parent / "shared" / "data" / "utkface" / "UTKFace.tar.gz"
 os.environ.setdefault("TORCH_HOME", str(REPO.parent / "shared" / "torch"))
 
 
+def pytest_configure(config):
+    """Under pytest-xdist (``make test`` runs two processes) each process takes its share of the cores:
+    two processes each using every core would fight over them, and the tests' small models gain more from
+    running side by side than from a second thread each."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1:
+        import torch
+
+        torch.set_num_threads(max(1, torch.get_num_threads() // workers))
+
+
 @pytest.fixture(scope="session", autouse=True)
 def session_cache(tmp_path_factory) -> Path:
     """Every test writes into one throw-away cache, never the user's."""

@@ -176,7 +176,9 @@ TOY_SETTINGS = {
     "reset_distill": dict(epochs=20, warmup_epochs=10, lr=3e-3, batch_size=32),
     "scrub": dict(epochs=10, max_steps=2, lr=1e-2, batch_size=32, forget_batch_size=4),
     "neggrad_plus": dict(epochs=5, lr=3e-3, batch_size=32),
-    "msg": dict(epochs=10, lr=1e-2, batch_size=32),
+    # msg: with the default 30% re-drawn, forget MAE moved only 0.07-0.54 of the way (seeds 0-3, 1 and 2 torch threads,
+    # AMD EPYC): the seed-0 pass was luck. Re-drawing 70%: 0.67-0.94 (1 thread), 0.84-1.23 (2), retain MAE <= x1.07.
+    "msg": dict(epochs=10, lr=1e-2, batch_size=32, reinit_fraction=0.7),
     "ct": dict(epochs=20, lr=1e-2, batch_size=32),
     "blindspot": dict(epochs=3, lr=3e-3, batch_size=32),
     # gaussian_amnesiac: labels redrawn from the whole label range teach the stripes of ages 20-28 to look middle-aged,
