@@ -7,6 +7,7 @@ import numpy as np
 import optuna
 import pandas as pd
 import pytest
+import yaml
 
 from olvido.cli import main
 from olvido.data import parse_forget
@@ -199,6 +200,8 @@ def test_tuned_configurations_round_trip_with_a_summary_and_plots(workspace, tmp
     summary = write_tuning(tmp_path / "out", [result])
     tuned = load_tuned(tmp_path / "out")
     assert tuned == {"head": {"ssd": result.best_params}} and set(result.best_params) == {"alpha", "dampening"}
+    entry = yaml.safe_load((tmp_path / "out" / TUNED_FILE).read_text())["head"]["ssd"]
+    assert entry["setup"] == {"seeds": list(TINY.seeds), "group": TINY.group, "forget_fraction": TINY.forget_fraction}
     table = pd.read_csv(tmp_path / "out" / "tuning.csv")
     methods = table[~table["reference"]]
     assert list(methods["method"]) == ["ssd"] and methods["objective"].iloc[0] == round(result.best_value, 4)

@@ -336,7 +336,9 @@ def _trial_job(shared, item) -> tuple[float, dict[str, np.ndarray]]:
 
 def save_tuned(folder: str | Path, result: TuningResult) -> Path:
     """Adds (or replaces) ``result``'s best configuration in ``folder/tuned.yaml``: scope -> method -> the
-    params, the objective, the trial counts and the Optuna study they come from."""
+    params, the objective, the trial counts, the Optuna study they come from and the tuning setup (seeds,
+    forget group and fraction): a folder tuned on half of a group and one tuned on all of it must not be
+    mistaken for each other."""
     import yaml
 
     path = Path(folder) / TUNED_FILE
@@ -347,6 +349,9 @@ def save_tuned(folder: str | Path, result: TuningResult) -> Path:
         "trials": result.trials,
         "study": result.study_name,
     }
+    if result.config:
+        setup = {key: result.config[key] for key in ("seeds", "group", "forget_fraction")}
+        tuned[result.scope][result.method]["setup"] = setup
     atomic_write_text(path, yaml.safe_dump(tuned, sort_keys=True))
     return path
 
