@@ -19,7 +19,7 @@ from pathlib import Path
 
 from olvido.data import ProtocolConfig, parse_forget, prepare_dataset
 from olvido.executor import get_executor
-from olvido.experiments.tuning import TUNED_FILE, load_tuned
+from olvido.experiments.tuning import load_tuned, load_tuned_setups
 from olvido.experiments.verdicts import K_ORIGINALS, ORIGINAL, RETRAINED_OTHER_SEED, VerdictConfig, Verdicts
 from olvido.experiments.workspace import ModelConfig, Workspace
 from olvido.methods import get_method
@@ -60,12 +60,6 @@ def verdict(measured: dict, sanity_forgetting: float) -> str:
     if measured["time_ratio"] > MAX_TIME_RATIO:
         misses.append(f"time {measured['time_ratio'] - MAX_TIME_RATIO:+.2f}")
     return "**meets**" if not misses else "misses: " + ", ".join(misses)
-
-
-def tuned_entries(folder: str, scope: str) -> list[dict]:
-    import yaml
-
-    return list((yaml.safe_load((Path(folder) / TUNED_FILE).read_text()) or {}).get(scope, {}).values())
 
 
 def describe_setup(setup: dict | None) -> str:
@@ -111,7 +105,7 @@ def main() -> None:
     results = {setting: judged(rows[setting], neurips[setting], retrain_seconds) for setting in rows}
     default, best = results["default"], results["tuned"]
     sanity = default[RETRAINED_OTHER_SEED]["forgetting"]
-    setups = "; ".join(sorted({describe_setup(entry.get("setup")) for entry in tuned_entries(args.tuned, args.scope)}))
+    setups = "; ".join(sorted({describe_setup(setup) for setup in load_tuned_setups(args.tuned, args.scope).values()}))
 
     def line(label: str, setting: str, measured: dict, judge: bool = True) -> str:
         score = f"{measured['calibrated']:.2f} [{measured['low']:.2f}, {measured['high']:.2f}]"

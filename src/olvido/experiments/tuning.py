@@ -379,6 +379,16 @@ def load_tuned(folder: str | Path) -> dict[str, dict[str, dict]]:
     return configs
 
 
+def load_tuned_setups(folder: str | Path, scope: str) -> dict[str, dict | None]:
+    """method -> the tuning setup its ``tuned.yaml`` entry records for ``scope`` (None for entries written
+    before setups were recorded); ``load_tuned`` checks the file itself."""
+    import yaml
+
+    load_tuned(folder)
+    tuned = yaml.safe_load((Path(folder) / TUNED_FILE).read_text()) or {}
+    return {method: entry.get("setup") for method, entry in tuned.get(scope, {}).items()}
+
+
 def _plain(value):
     """A YAML-friendly Python number (Optuna may hand back numpy scalars)."""
     return value.item() if isinstance(value, np.generic) else value
