@@ -66,7 +66,9 @@ def describe_setup(setup: dict | None) -> str:
     if not setup:
         return "tuning setup not recorded"
     seeds = ", ".join(map(str, setup["seeds"]))
-    return f"tuned with seeds {seeds} on {setup['forget_fraction']:.0%} of group {setup['group']}'s training originals"
+    text = f"tuned with seeds {seeds} on {setup['forget_fraction']:.0%} of group {setup['group']}'s training originals"
+    budget = setup.get("max_time_ratio")
+    return text if budget is None else f"{text}, within {budget} of retraining time"
 
 
 def main() -> None:

@@ -2,6 +2,7 @@
 the tuned-configurations file and the command."""
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import optuna
@@ -9,6 +10,7 @@ import pandas as pd
 import pytest
 import yaml
 
+import olvido.experiments.tuning as tuning_module
 from olvido.cli import main
 from olvido.data import parse_forget
 from olvido.errors import OlvidoError
@@ -20,6 +22,7 @@ from olvido.experiments.tuning import (
     Tuner,
     TuningConfig,
     load_tuned,
+    save_tuned,
     tuning_split,
 )
 from olvido.experiments.workspace import Workspace
@@ -91,6 +94,22 @@ def test_tuning_config_refuses_the_reported_seeds_and_bad_values():
         TuningConfig(forget_fraction=0)
     with pytest.raises(OlvidoError, match="trials"):
         TuningConfig(trials=0)
+    with pytest.raises(OlvidoError, match=r"max_time_ratio 0: expected a share of retraining time > 0"):
+        TuningConfig(max_time_ratio=0)
+
+
+def test_an_unset_time_budget_leaves_the_study_identity_as_before_and_a_set_one_changes_it():
+    # studies named before the budget existed (and the tuned.yaml entries that cite them) keep their names
+    assert set(TuningConfig().identity()) == {
+        "seeds",
+        "group",
+        "forget_fraction",
+        "retain_samples",
+        "sampler_seed",
+        "prune",
+    }
+    assert TuningConfig(max_time_ratio=0.3).identity()["max_time_ratio"] == 0.3
+    assert TuningConfig(trials=7).identity() == TuningConfig(trials=50).identity()
 
 
 @pytest.fixture(scope="module")
@@ -224,7 +243,8 @@ def test_tuned_configurations_round_trip_with_a_summary_and_plots(workspace, tmp
 @needs_weights
 def test_the_baselines_score_the_untouched_original_and_the_next_seeds_retrained_model(workspace, tmp_path):
     tuner = Tuner(workspace, "ssd", TINY, f"sqlite:///{tmp_path / 'o.db'}", progress=False)
-    baselines = tuner.baselines()
+    retrain_seconds = dict(zip(TINY.seeds, (10.0, 20.0, 40.0)))
+    baselines = tuner.baselines(retrain_seconds)
     split, seeds = tuner.split, TINY.seeds
     sets = {"retain": tuner.retain_ids, "forget": split.forget, "val": split.retain_val}
     truth = {name: workspace.ages(ids) for name, ids in sets.items()}
@@ -238,7 +258,8 @@ def test_the_baselines_score_the_untouched_original_and_the_next_seeds_retrained
     for name, expected in (("original", original), ("retrained", others)):
         for key in ("retain_gap", "forget_gap", "val_gap", "forget_wasserstein", "objective"):
             assert baselines[name][key] == pytest.approx(np.mean([terms[key] for terms in expected]))
-    assert baselines["original"]["time_ratio"] == 0.0 and baselines["retrained"]["time_ratio"] > 0
+    assert baselines["original"]["time_ratio"] == 0.0
+    assert baselines["retrained"]["time_ratio"] == pytest.approx((20 / 10 + 40 / 20 + 10 / 40) / 3)  # next seed's over
     # the original was trained on the forget set and the retrained models were not: it sits further from them
     assert baselines["original"]["objective"] > baselines["retrained"]["objective"]
 
@@ -263,3 +284,64 @@ def test_the_tune_command_writes_the_tuned_folder_and_fails_in_one_line(tmp_path
     assert "nothing to tune" in capsys.readouterr().err
     assert main([*base, "finetune", *common, "--tuning-seeds", "0,1,2"]) == 2
     assert "expected at least three distinct seeds >= 10000" in capsys.readouterr().err
+
+
+@needs_weights
+def test_a_time_budget_prunes_slow_trials_at_their_first_seed_and_only_a_fast_one_can_win(
+    workspace, tmp_path, monkeypatch
+):
+    # The seconds are planted (the predictions are real): SSD at alpha >= 3.25 "takes" a million seconds, far
+    # over any budget, below it no time at all; the sampler's seed decides the alphas, so the budget must
+    # steer the choice, not luck.
+    real_job = tuning_module._trial_job
+
+    def planted_seconds(shared, item):
+        _, predictions = real_job(shared, item)
+        return (1e6 if item[1]["alpha"] >= 3.25 else 0.0), predictions
+
+    monkeypatch.setattr(tuning_module, "_trial_job", planted_seconds)
+    config = TuningConfig(trials=6, retain_samples=300, max_time_ratio=0.5, prune=False)
+    tuner = Tuner(workspace, "ssd", config, f"sqlite:///{tmp_path / 'o.db'}", progress=False)
+    result = tuner.run()
+    study = optuna.load_study(study_name=tuner.study_name, storage=tuner.storage)
+    slow = [t for t in study.trials if t.params["alpha"] >= 3.25]
+    fast = [t for t in study.trials if t.params["alpha"] < 3.25]
+    assert slow and fast  # the seeded sampler drew both kinds
+    for trial in slow:  # over budget at the first seed: pruned there, the other seeds never run
+        assert trial.state.name == "PRUNED" and trial.user_attrs["over_time_budget"]
+        assert trial.constraints["time_ratio"] > 0
+    assert all(t.state.name == "COMPLETE" and t.constraints["time_ratio"] < 0 for t in fast)
+    assert result.best_params["alpha"] < 3.25 and result.best_terms["time_ratio"] == 0.0
+    path = save_tuned(tmp_path / "out", result)
+    assert yaml.safe_load(path.read_text())[result.scope]["ssd"]["setup"]["max_time_ratio"] == 0.5
+    with pytest.raises(OlvidoError, match=r"tuning ssd: no completed trial ran within max_time_ratio 1e-09"):
+        # every run now takes a million seconds or none: a budget that none meets is a one-line error
+        monkeypatch.setattr(tuning_module, "_trial_job", lambda shared, item: (1.0, real_job(shared, item)[1]))
+        Tuner(workspace, "ssd", replace(config, max_time_ratio=1e-9, trials=2), tuner.storage, progress=False).run()
+
+
+@needs_weights
+def test_retraining_is_timed_once_per_study_as_an_executor_job(workspace, tmp_path, monkeypatch):
+    real_trial, real_retraining, jobs = tuning_module._trial_job, tuning_module._retraining_job, []
+
+    def trial(shared, item):
+        jobs.append("trial")
+        return real_trial(shared, item)
+
+    def retraining(shared, seed):
+        jobs.append(seed)
+        return real_retraining(shared, seed)
+
+    monkeypatch.setattr(tuning_module, "_trial_job", trial)
+    monkeypatch.setattr(tuning_module, "_retraining_job", retraining)
+    tuner = Tuner(workspace, "ssd", TINY, f"sqlite:///{tmp_path / 'o.db'}", progress=False)
+    result = tuner.run()
+    assert jobs[:3] == list(TINY.seeds) and set(jobs[3:]) == {"trial"}  # each reference's training, first
+    study = optuna.load_study(study_name=tuner.study_name, storage=tuner.storage)
+    seconds = {int(seed): value for seed, value in study.user_attrs["retrain_seconds"].items()}
+    assert set(seconds) == set(TINY.seeds) and min(seconds.values()) > 0
+    trial = study.best_trial
+    assert trial.user_attrs["time_ratio"] > 0 and result.best_terms["time_ratio"] == trial.user_attrs["time_ratio"]
+    jobs.clear()
+    more = Tuner(workspace, "ssd", replace(TINY, trials=3), tuner.storage, progress=False).run()
+    assert jobs == ["trial"] * len(jobs) and sum(more.trials.values()) == 3  # a resumed study keeps its timing

@@ -406,6 +406,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
         group=args.group,
         forget_fraction=args.forget_fraction,
         prune=not args.no_prune,
+        max_time_ratio=args.max_time_ratio,
     )
     workspace = _workspace(args)
     results = []
@@ -1007,8 +1008,9 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument(
         "--forget-fraction",
         type=float,
-        default=0.5,
-        help="part of the group's training originals forgotten while tuning (default 0.5)",
+        default=1.0,
+        help="part of the group's training originals forgotten while tuning (default 1.0: all of them, the "
+        "shape of the report's whole-group deletion)",
     )
     tune.add_argument(
         "--tuning-seeds",
@@ -1017,6 +1019,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="comma-separated, each >= 10000 (default 10000,10001,10002)",
     )
     tune.add_argument("--no-prune", action="store_true", help="score every trial on every seed")
+    tune.add_argument(
+        "--max-time-ratio",
+        type=float,
+        default=None,
+        help="time budget: only configurations whose unlearning takes at most this share of retraining time "
+        "can win (e.g. 0.3; default none)",
+    )
     tune.add_argument("--out", default="tuned", help="folder for tuned.yaml, the summary and plots (default tuned)")
     _add_executor_options(tune)
     tune.set_defaults(handler=cmd_tune)

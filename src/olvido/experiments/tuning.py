@@ -46,6 +46,7 @@ FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 # What the objective gives with no unlearning at all and for retraining itself (Tuner.baselines).
 BASELINES = {"original": "O (untouched)", "retrained": "R (another tuning seed)"}
 INTERRUPTED = "interrupted"  # user attribute of a trial a killed call left running
+RETRAIN_SECONDS = "retrain_seconds"  # study user attribute: tuning seed -> seconds the reference's training took
 
 
 @dataclass(frozen=True)
@@ -53,10 +54,15 @@ class TuningConfig:
     trials: int = 50
     seeds: tuple[int, ...] = TUNING_SEEDS
     group: int = 0  # the age group whose training part supplies the tuning forget set
-    forget_fraction: float = 0.5  # of that group's training originals
+    # Of that group's training originals. All of them by default: the report deletes whole groups, and in the
+    # `last` scope a half-group tuning set is an easier problem whose settings do not transfer (docs/tuning.md).
+    forget_fraction: float = 1.0
     retain_samples: int = 2000  # retain-train images the objective scores (a seeded sample; all if fewer)
     sampler_seed: int = 0
     prune: bool = True
+    # A time budget: a trial whose unlearning takes more than this share of retraining time is infeasible (an
+    # Optuna constraint; pruned at its first seed), so the best configuration is the best one within budget.
+    max_time_ratio: float | None = None
 
     def __post_init__(self) -> None:
         if int(self.trials) != self.trials or self.trials < 1:
@@ -69,12 +75,19 @@ class TuningConfig:
             )
         if not 0 < self.forget_fraction <= 1:
             raise OlvidoError(f"forget_fraction {self.forget_fraction!r}: expected a fraction in (0, 1]")
+        if self.max_time_ratio is not None and not self.max_time_ratio > 0:
+            raise OlvidoError(f"max_time_ratio {self.max_time_ratio!r}: expected a share of retraining time > 0")
         if int(self.retain_samples) != self.retain_samples or self.retain_samples < 1:
             raise OlvidoError(f"retain_samples {self.retain_samples!r}: expected a whole number >= 1")
         object.__setattr__(self, "seeds", seeds)
 
     def to_dict(self) -> dict:
         return {**asdict(self), "seeds": list(self.seeds)}
+
+    def identity(self) -> dict:
+        """What names the study: everything but the trial budget (a bigger budget continues the same study); an
+        unset time budget is left out so that studies named before it existed keep their names."""
+        return {k: v for k, v in self.to_dict().items() if k != "trials" and not (k == "max_time_ratio" and v is None)}
 
 
 def tuning_split(workspace: Workspace, group: int, fraction: float) -> ForgetSplit:
@@ -153,7 +166,7 @@ class Tuner:
             "fit": self.ws.fit_config.to_dict(),
             "method": self.method,
             "space": {name: asdict(param) for name, param in self.spec.space},
-            "config": {k: v for k, v in self.config.to_dict().items() if k != "trials"},
+            "config": self.config.identity(),
             "forget": self.split.key,
         }
         return f"{self.method}-{self.ws.model_config.scope}-{stable_hash(identity)}"
@@ -162,25 +175,44 @@ class Tuner:
         return {"retain": self.retain_ids, "forget": self.split.forget, "val": self.split.retain_val}
 
     @cached_property
-    def references(self) -> tuple[dict, dict, dict]:
+    def references(self) -> tuple[dict, dict]:
         """Trains (through the executor) or loads every tuning seed's original and retrained model: the
-        originals' weights, the retrained models' predictions on the scored sets and their training seconds."""
+        originals' weights and the retrained models' predictions on the scored sets."""
         ws, seeds = self.ws, self.config.seeds
         jobs = [ws.original_job(s) for s in seeds] + [ws.retrained_job(self.split, s) for s in seeds]
         ws.ensure_trained(jobs, self.executor)
-        states, references, seconds = {}, {}, {}
+        states, references = {}, {}
         for seed in seeds:
             states[seed] = ws.original(seed).model.state_dict()
             retrained = ws.retrained(self.split, seed)
             references[seed] = {name: ws.predict(retrained.model, ids) for name, ids in self._sets().items()}
-            seconds[seed] = retrained.meta["seconds"]
-        return states, references, seconds
+        return states, references
 
-    def baselines(self) -> dict[str, dict[str, float]]:
+    def _shared(self) -> tuple:
+        """What every trial job gets: the workspace for workers, the split, the scored sets, the originals."""
+        return (self.ws.for_workers(), self.split, self._sets(), self.references[0])
+
+    def retraining_seconds(self, study: optuna.Study) -> dict[int, float]:
+        """Seconds each tuning seed's reference takes to train (the recipe's retraining on the tuning retain
+        set, as ``references`` trains it), timed once per study as an executor job like the trials, so that
+        a trial's time / retraining compares two runs made in the same conditions: the training time recorded
+        with a cached reference comes from whatever load it was trained under (on 2 cores, 41-96 s for a
+        retraining that takes 22 s alone). Stored in the study, so a resumed study keeps them."""
+        stored = study.user_attrs.get(RETRAIN_SECONDS)
+        if stored:
+            return {int(seed): float(seconds) for seed, seconds in stored.items()}
+        seeds = self.config.seeds
+        timed = self.executor.map(_retraining_job, seeds, self._shared(), description="timing retraining")
+        seconds = {seed: float(value) for seed, value in zip(seeds, timed)}
+        study.set_user_attr(RETRAIN_SECONDS, {str(seed): value for seed, value in seconds.items()})
+        return seconds
+
+    def baselines(self, retrain_seconds: dict[int, float]) -> dict[str, dict[str, float]]:
         """The objective's terms, mean over the tuning seeds, of the untouched original of each seed (a tuned
         method that does not beat it is better left unused) and of the model retrained with the next tuning
-        seed (the floor that the seeds' own noise sets), both against the seed's retrained model."""
-        _, references, retrain_seconds = self.references
+        seed (the floor that the seeds' own noise sets), both against the seed's retrained model; time /
+        retraining from ``retrain_seconds`` (``retraining_seconds``)."""
+        _, references = self.references
         sets = self._sets()
         truth = {name: self.ws.ages(ids) for name, ids in sets.items()}
         seeds = self.config.seeds
@@ -215,19 +247,30 @@ class Tuner:
         def finished() -> int:
             return sum(not t.user_attrs.get(INTERRUPTED) for t in study.get_trials(deepcopy=False, states=FINISHED))
 
+        retrain_seconds = self.retraining_seconds(study)
         if finished() < self.config.trials:
-            states, references, retrain_seconds = self.references
+            _, references = self.references
             truth = {name: self.ws.ages(ids) for name, ids in self._sets().items()}
-            shared = (self.ws.for_workers(), self.split, self._sets(), states)
+            shared = self._shared()
             with tqdm(
                 total=self.config.trials, initial=finished(), desc=f"tuning {self.method}", unit="trial",
                 disable=not self.progress,
             ) as bar:  # fmt: skip
                 self._run_trials(study, finished, truth, references, retrain_seconds, shared, bar)
         complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        budget = self.config.max_time_ratio
+        if budget is not None and not any(t.constraints.get("time_ratio", 1) <= 0 for t in complete):
+            timed = [
+                t.user_attrs["time_ratio"] for t in study.get_trials(deepcopy=False) if "time_ratio" in t.user_attrs
+            ]
+            fastest = f" (the fastest took {min(timed):.3f})" if timed else ""
+            raise OlvidoError(
+                f"tuning {self.method}: no completed trial ran within max_time_ratio {budget} of retraining "
+                f"time{fastest}; expected a larger budget or more trials"
+            )
         if not complete:
             raise OlvidoError(f"tuning {self.method}: no trial completed (see the failed trials' user attributes)")
-        best = study.best_trial
+        best = study.best_trial  # under a time budget, the best of the trials within it
         counts = {
             state.name.lower(): sum(not t.user_attrs.get(INTERRUPTED) for t in study.get_trials(states=(state,)))
             for state in FINISHED
@@ -243,7 +286,7 @@ class Tuner:
             trials=counts,
             minutes=round((time.perf_counter() - started) / 60, 2),
             config=self.config.to_dict(),
-            baselines=self.baselines(),
+            baselines=self.baselines(retrain_seconds),
         )
 
     def _run_trials(self, study, finished, truth, references, retrain_seconds, shared, bar) -> None:
@@ -253,6 +296,7 @@ class Tuner:
         order, and so every number, depends only on the seeds; with several (Ray) the trials asked depend
         on which finished first, as in any asynchronous Optuna study."""
         first, *rest = self.config.seeds
+        budget = self.config.max_time_ratio
         slots = max(1, getattr(self.executor, "slots", 1))
         pool = self.executor.pool(_trial_job, shared)
         running: dict[int, tuple] = {}  # job handle -> (trial, seed)
@@ -307,10 +351,16 @@ class Tuner:
                 close(trial, TrialState.FAIL)
                 fill()
                 continue
-            scores[trial.number].append({**terms, "seconds": seconds, "time_ratio": seconds / retrain_seconds[seed]})
+            time_ratio = seconds / retrain_seconds[seed]
+            scores[trial.number].append({**terms, "seconds": seconds, "time_ratio": time_ratio})
             if seed == first:
                 trial.report(terms["objective"], step=0)
-                if trial.should_prune():
+                if budget is not None and time_ratio > budget:  # already over budget: not worth its other seeds
+                    trial.set_user_attr("over_time_budget", True)
+                    trial.set_user_attr("time_ratio", time_ratio)  # its first seed's
+                    trial.set_constraint("time_ratio", time_ratio - budget)
+                    close(trial, TrialState.PRUNED)
+                elif trial.should_prune():
                     close(trial, TrialState.PRUNED)
                 else:
                     waiting.extend((trial, s) for s in rest)
@@ -319,8 +369,18 @@ class Tuner:
                 means = {key: float(np.mean([s[key] for s in done])) for key in done[0]}
                 for key, value in means.items():
                     trial.set_user_attr(key, value)
+                if budget is not None:  # feasible when <= 0: the mean over the seeds within budget
+                    trial.set_constraint("time_ratio", means["time_ratio"] - budget)
                 close(trial, value=means["objective"])
             fill()
+
+
+def _retraining_job(shared, seed: int) -> float:
+    """An executor job: the seconds the reference of ``seed`` takes to train, retrained here and discarded."""
+    workspace, split, _, _ = shared
+    began = time.perf_counter()
+    workspace.fit_ensemble(split.retain_train, split.retain_val, seed=seed, role="retrained")
+    return time.perf_counter() - began
 
 
 def _trial_job(shared, item) -> tuple[float, dict[str, np.ndarray]]:
@@ -351,6 +411,8 @@ def save_tuned(folder: str | Path, result: TuningResult) -> Path:
     }
     if result.config:
         setup = {key: result.config[key] for key in ("seeds", "group", "forget_fraction")}
+        if result.config.get("max_time_ratio") is not None:
+            setup["max_time_ratio"] = result.config["max_time_ratio"]
         tuned[result.scope][result.method]["setup"] = setup
     atomic_write_text(path, yaml.safe_dump(tuned, sort_keys=True))
     return path

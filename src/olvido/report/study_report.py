@@ -211,8 +211,8 @@ def _tuned_section(result: StudyResult) -> str:
         for r in table.to_dict("records")
     ]
     return (
-        "Each tuned method (`olvido tune`, docs/tuning.md: tuned on seeds >= 10000 and half of group "
-        f"{result.config['sweep_group']}'s training images, never on what is reported here) at its default "
+        "Each tuned method (`olvido tune`, docs/tuning.md: tuned on seeds >= 10000 and on an age group's "
+        "training images, the setup its tuned.yaml entry records, never on what is reported here) at its default "
         "setting (the best knob value of the sweep) and at its tuned configuration, on every group and seed of "
         "the methods experiment; the leaderboard ranks it at the tuned one. Calibrated: the NeurIPS forget score "
         f"over F_rr on group {result.config['sweep_group']} (the verdicts' K models; '-' where not scored: "
