@@ -243,8 +243,7 @@ def test_tuned_configurations_round_trip_with_a_summary_and_plots(workspace, tmp
 @needs_weights
 def test_the_baselines_score_the_untouched_original_and_the_next_seeds_retrained_model(workspace, tmp_path):
     tuner = Tuner(workspace, "ssd", TINY, f"sqlite:///{tmp_path / 'o.db'}", progress=False)
-    retrain_seconds = dict(zip(TINY.seeds, (10.0, 20.0, 40.0)))
-    baselines = tuner.baselines(retrain_seconds)
+    baselines = tuner.baselines()
     split, seeds = tuner.split, TINY.seeds
     sets = {"retain": tuner.retain_ids, "forget": split.forget, "val": split.retain_val}
     truth = {name: workspace.ages(ids) for name, ids in sets.items()}
@@ -258,8 +257,11 @@ def test_the_baselines_score_the_untouched_original_and_the_next_seeds_retrained
     for name, expected in (("original", original), ("retrained", others)):
         for key in ("retain_gap", "forget_gap", "val_gap", "forget_wasserstein", "objective"):
             assert baselines[name][key] == pytest.approx(np.mean([terms[key] for terms in expected]))
-    assert baselines["original"]["time_ratio"] == 0.0
-    assert baselines["retrained"]["time_ratio"] == pytest.approx((20 / 10 + 40 / 20 + 10 / 40) / 3)  # next seed's over
+    seconds = [workspace.retrained(split, seed).meta["seconds"] for seed in seeds]
+    assert baselines["original"]["time_ratio"] == 0.0  # the next seed's retraining time over this seed's:
+    assert baselines["retrained"]["time_ratio"] == pytest.approx(
+        np.mean([seconds[(i + 1) % 3] / seconds[i] for i in range(3)])
+    )
     # the original was trained on the forget set and the retrained models were not: it sits further from them
     assert baselines["original"]["objective"] > baselines["retrained"]["objective"]
 
@@ -318,30 +320,3 @@ def test_a_time_budget_prunes_slow_trials_at_their_first_seed_and_only_a_fast_on
         # every run now takes a million seconds or none: a budget that none meets is a one-line error
         monkeypatch.setattr(tuning_module, "_trial_job", lambda shared, item: (1.0, real_job(shared, item)[1]))
         Tuner(workspace, "ssd", replace(config, max_time_ratio=1e-9, trials=2), tuner.storage, progress=False).run()
-
-
-@needs_weights
-def test_retraining_is_timed_once_per_study_as_an_executor_job(workspace, tmp_path, monkeypatch):
-    real_trial, real_retraining, jobs = tuning_module._trial_job, tuning_module._retraining_job, []
-
-    def trial(shared, item):
-        jobs.append("trial")
-        return real_trial(shared, item)
-
-    def retraining(shared, seed):
-        jobs.append(seed)
-        return real_retraining(shared, seed)
-
-    monkeypatch.setattr(tuning_module, "_trial_job", trial)
-    monkeypatch.setattr(tuning_module, "_retraining_job", retraining)
-    tuner = Tuner(workspace, "ssd", TINY, f"sqlite:///{tmp_path / 'o.db'}", progress=False)
-    result = tuner.run()
-    assert jobs[:3] == list(TINY.seeds) and set(jobs[3:]) == {"trial"}  # each reference's training, first
-    study = optuna.load_study(study_name=tuner.study_name, storage=tuner.storage)
-    seconds = {int(seed): value for seed, value in study.user_attrs["retrain_seconds"].items()}
-    assert set(seconds) == set(TINY.seeds) and min(seconds.values()) > 0
-    trial = study.best_trial
-    assert trial.user_attrs["time_ratio"] > 0 and result.best_terms["time_ratio"] == trial.user_attrs["time_ratio"]
-    jobs.clear()
-    more = Tuner(workspace, "ssd", replace(TINY, trials=3), tuner.storage, progress=False).run()
-    assert jobs == ["trial"] * len(jobs) and sum(more.trials.values()) == 3  # a resumed study keeps its timing
