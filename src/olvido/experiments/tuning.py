@@ -6,7 +6,9 @@ run resumes where it stopped (``load_if_exists``). Each trial samples the method
 with that seed (``retraining_gaps``: MAE gaps on retain, forget and validation data and the Wasserstein
 distance of forget predictions, METHODS.md section 5); the trial's value is the mean over the seeds, so no
 trial wins on one seed's noise. A TPE sampler (seeded) minimises it; a median pruner drops a trial whose
-first seed already scores worse than the median of earlier trials.
+first seed already scores worse than the median of earlier trials. Under a time budget (``max_time_ratio``), a
+trial slower than that share of retraining is infeasible (an Optuna constraint, which TPE and ``best_trial``
+honour) and is pruned as soon as its first run shows it.
 
 No leak, enforced here: the tuning seeds are >= ``FIRST_TUNING_SEED`` (every model the study, the verdicts
 and SISA report on is trained with a lower seed), the tuning forget set is a seeded part of the age group's
