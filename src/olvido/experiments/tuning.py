@@ -278,6 +278,9 @@ class Tuner:
         on which finished first, as in any asynchronous Optuna study."""
         first, *rest = self.config.seeds
         budget = self.config.max_time_ratio
+        # A run's time over every seed's retraining, averaged: early stopping makes the retrainings differ
+        # (39-96 s for the tuning seeds in the `last` scope), the unlearning run hardly does
+        per_retraining_second = float(np.mean([1 / retrain_seconds[s] for s in self.config.seeds]))
         slots = max(1, getattr(self.executor, "slots", 1))
         pool = self.executor.pool(_trial_job, shared)
         running: dict[int, tuple] = {}  # job handle -> (trial, seed)
@@ -336,9 +339,7 @@ class Tuner:
             scores[trial.number].append({**terms, "seconds": seconds, "time_ratio": time_ratio})
             if seed == first:
                 trial.report(terms["objective"], step=0)
-                # The run's time over every seed's retraining (mean): early stopping makes the retrainings
-                # differ (39-96 s for the tuning seeds in the `last` scope), the unlearning run hardly does
-                expected = seconds * float(np.mean([1 / retrain_seconds[s] for s in self.config.seeds]))
+                expected = seconds * per_retraining_second
                 if budget is not None and expected > budget:  # over budget already: not worth its other seeds
                     trial.set_user_attr("over_time_budget", True)
                     trial.set_user_attr("time_ratio", expected)
