@@ -87,8 +87,10 @@ def main() -> None:
     )
     parser.add_argument(
         "--tuned",
+        nargs="+",
         default=None,
-        help="a folder `olvido tune` wrote (docs/results/tuned): the report shows those methods default against tuned",
+        help="folders `olvido tune` wrote (docs/results/tuned; the last wins where several tune a method): the "
+        "report shows those methods default against tuned",
     )
     args = parser.parse_args()
     cache = Path(args.cache or tempfile.mkdtemp(prefix="olvido-bench-study-"))
@@ -102,7 +104,7 @@ def main() -> None:
     if args.memorising_shadows is not None:
         config = config.with_memorising_shadows(args.memorising_shadows)
     if args.tuned:
-        config = replace(config, tuned_dir=args.tuned)
+        config = replace(config, tuned_dirs=tuple(args.tuned))
     timings = {}
     for scope in scopes:  # the two training experiments, timed on their own (the report run reuses their cells)
         workspace = workspace_for(prepared, config, scope, cache, progress=False)
@@ -160,7 +162,7 @@ both experiments, as each needs them).
         + (" --warm-cache CACHE" if args.warm_cache else "")
         + (f" --executor {args.executor}" if args.executor != "local" else "")
         + (f" --memorising-shadows {args.memorising_shadows}" if args.memorising_shadows is not None else "")
-        + (f" --tuned {args.tuned}" if args.tuned else ""),
+        + (f" --tuned {' '.join(args.tuned)}" if args.tuned else ""),
     )
     print(body)
 

@@ -26,7 +26,7 @@ from olvido.experiments.verdicts import K_ORIGINALS, ORIGINAL, RETRAINED_OTHER_S
 from olvido.experiments.workspace import ModelConfig, Workspace
 from olvido.methods import get_method
 from olvido.pipeline import RunConfig
-from olvido.report.study_report import format_params
+from olvido.report.study_report import describe_setup, format_params
 
 from common import write_section
 
@@ -67,15 +67,6 @@ def verdict(measured: dict, sanity_forgetting: float) -> str:
     return "**meets**" if not misses else "misses: " + ", ".join(misses)
 
 
-def describe_setup(setup: dict | None) -> str:
-    if not setup:
-        return "tuning setup not recorded"
-    seeds = ", ".join(map(str, setup["seeds"]))
-    text = f"tuned with seeds {seeds} on {setup['forget_fraction']:.0%} of group {setup['group']}'s training originals"
-    budget = setup.get("max_time_ratio")
-    return text if budget is None else f"{text}, within {budget} of retraining time"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--data", required=True)
@@ -83,7 +74,12 @@ def main() -> None:
     parser.add_argument("--scope", default="last")
     parser.add_argument("--forget", default="group:0")
     parser.add_argument("--methods", required=True, help="comma-separated, each with a tuned configuration")
-    parser.add_argument("--tuned", required=True, help="a folder `olvido tune --out` wrote")
+    parser.add_argument(
+        "--tuned",
+        required=True,
+        nargs="+",
+        help="folders `olvido tune --out` wrote (the last wins where several tune a method)",
+    )
     parser.add_argument("--k", type=int, default=8)
     parser.add_argument("--executor", default="local")
     args = parser.parse_args()
@@ -91,7 +87,7 @@ def main() -> None:
     tuned = load_tuned(args.tuned).get(args.scope, {})
     missing = [m for m in names if m not in tuned]
     if missing:
-        parser.error(f"--tuned {args.tuned}: no {args.scope}-scope configuration for {', '.join(missing)}")
+        parser.error(f"--tuned {' '.join(args.tuned)}: no {args.scope}-scope configuration for {', '.join(missing)}")
     prepared = prepare_dataset(args.data, ProtocolConfig(), cache=args.cache, progress=False)
     ensemble = dict(RunConfig().ensemble_by_scope).get(args.scope, 3)  # the study's models
     ws = Workspace(prepared, ModelConfig(scope=args.scope, ensemble=ensemble), cache=args.cache, progress=False)
@@ -115,7 +111,9 @@ def main() -> None:
     results = {setting: judged(rows[setting], neurips[setting], retrain_seconds) for setting in rows}
     default, best = results["default"], results["tuned"]
     sanity = default[RETRAINED_OTHER_SEED]["forgetting"]
-    setups = "; ".join(sorted({describe_setup(setup) for setup in load_tuned_setups(args.tuned, args.scope).values()}))
+    setups = "; ".join(
+        sorted({"tuned with " + describe_setup(setup) for setup in load_tuned_setups(args.tuned, args.scope).values()})
+    )
 
     def line(label: str, setting: str, measured: dict, judge: bool = True) -> str:
         score = f"{measured['calibrated']:.2f} [{measured['low']:.2f}, {measured['high']:.2f}]"
@@ -141,14 +139,14 @@ def main() -> None:
         f"R's training of each of seeds {', '.join(map(str, RETRAIN_SEEDS))} "
         f"({', '.join(f'{seconds:.1f}' for seconds in retrain_seconds)} s), averaged, all timed in this process "
         "(none for O and R of another seed, trained on executor workers). "
-        f"Tuned configurations: `{args.tuned}/tuned.yaml` ({setups}). Wall time {minutes:.1f} min "
+        f"Tuned configurations: {', '.join(f'`{folder}/tuned.yaml`' for folder in args.tuned)} ({setups}). Wall time {minutes:.1f} min "
         "(K-model sets from the cache where present).\n\n" + "\n".join(table)
     )
     write_section(
-        f"Default against {Path(args.tuned).name} on the reported forget set, {args.scope} scope (issue 13)",
+        f"Default against {'+'.join(Path(folder).name for folder in args.tuned)} on the reported forget set, {args.scope} scope (issue 13)",
         body,
         f"bench/bench_tuned_leader.py --data {args.data} --cache CACHE --scope {args.scope} --methods {args.methods} "
-        f"--tuned {args.tuned} --k {args.k} --executor {args.executor}",
+        f"--tuned {' '.join(args.tuned)} --k {args.k} --executor {args.executor}",
     )
     print(body)
 

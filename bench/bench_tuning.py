@@ -62,7 +62,7 @@ def main() -> None:
         f"{config.group}'s training originals. From an empty model cache and Optuna storage.\n\n"
         "| phase | minutes |\n| --- | --- |\n"
         f"| the tuning seeds' originals and retrained models (6 trainings) | {references / 60:.1f} |\n"
-        f"| {args.trials} trials, after timing the 3 references' retraining once | {(total - references) / 60:.1f} |\n"
+        f"| {args.trials} trials | {(total - references) / 60:.1f} |\n"
         f"| **total** | **{total / 60:.1f}** |\n\n"
         f"Trials: {result.trials['complete']} complete, {result.trials['pruned']} pruned, {result.trials['fail']} failed. "
         f"Best trial: {params}; objective {result.best_value:.4f} (retain gap {terms['retain_gap']:.3f}, forget gap "

@@ -98,6 +98,12 @@ def test_evaluate_prints_the_verdict_table_as_json(tmp_path, capsys, warm_cache)
     rows = {row["model"]: row for row in json.loads(capsys.readouterr().out)["rows"]}
     assert rows["finetune"]["value"] == {"epochs": 1, "lr": 0.0005}
     assert rows["original"]["forget_mae"] == pytest.approx(result["rows"][0]["forget_mae"])  # the same O
+    # several folders: where two tune the same method, the last one's configuration is judged
+    (tmp_path / "later").mkdir()
+    (tmp_path / "later" / "tuned.yaml").write_text("head:\n  finetune:\n    params: {epochs: 2, lr: 0.001}\n")
+    assert main([*tuned, "--tuned", str(tmp_path / "tuned"), str(tmp_path / "later")]) == 0
+    rows = {row["model"]: row for row in json.loads(capsys.readouterr().out)["rows"]}
+    assert rows["finetune"]["value"] == {"epochs": 2, "lr": 0.001}
     assert main([*args, "--tuned", str(tmp_path / "tuned")]) == 2
     assert "--tuned and --best: expected one of them" in capsys.readouterr().err
 

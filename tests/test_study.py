@@ -174,8 +174,10 @@ def test_tuned_configurations_run_beside_the_defaults_and_lead_the_board(tiny_wo
         result.tuned_runs[columns].reset_index(drop=True), defaults[columns].reset_index(drop=True)
     )
     tuned = {"finetune": {"epochs": 6, "lr": 0.01}, "random_labels": {"epochs": 1}}
-    result = run_study(tiny_workspace, TINY, progress=False, tuned=tuned)
+    setup = {"seeds": [10000, 10001, 10002], "group": 0, "forget_fraction": 1.0, "max_time_ratio": 0.3}
+    result = run_study(tiny_workspace, TINY, progress=False, tuned=tuned, tuned_setups={"finetune": setup})
     assert result.tuned == tuned and len(result.tuned_runs) == 2 * len(TINY.groups) * len(TINY.seeds)
+    assert result.tuned_setups == {"finetune": setup, "random_labels": None}
     finetune = result.tuned_runs[result.tuned_runs["method"] == "finetune"]
     assert set(finetune["value"]) == {6} and not np.allclose(finetune["forget_mae"], defaults["forget_mae"])
     board = leaderboard(result).set_index("method")
@@ -185,6 +187,12 @@ def test_tuned_configurations_run_beside_the_defaults_and_lead_the_board(tiny_wo
     assert "### Default against tuned" in index.read_text()
     table = pd.read_csv(tmp_path / "report" / "default_vs_tuned.csv")
     assert list(table["variant"]) == ["default", "tuned"] * 2
+    tuned_on = table.set_index(["method", "variant"])["tuned on"]
+    assert tuned_on["finetune", "tuned"] == (
+        "seeds 10000, 10001, 10002, 100% of group 0's training originals, within 0.3 of retraining time"
+    )
+    assert tuned_on["random_labels", "tuned"] == "tuning setup not recorded"
+    assert tuned_on.xs("default", level="variant").isna().all()  # a default was not tuned
     runs = pd.read_csv(tmp_path / "report" / "runs.csv")
     assert (runs["experiment"] == "methods (tuned)").sum() == len(result.tuned_runs)
     with pytest.raises(OlvidoError, match="unknown config field 'speed'"):

@@ -22,6 +22,7 @@ from olvido.experiments.tuning import (
     Tuner,
     TuningConfig,
     load_tuned,
+    load_tuned_setups,
     save_tuned,
     tuning_split,
 )
@@ -238,6 +239,37 @@ def test_tuned_configurations_round_trip_with_a_summary_and_plots(workspace, tmp
         load_tuned(tmp_path / "out")
     with pytest.raises(OlvidoError, match="no tuned.yaml there"):
         load_tuned(tmp_path)
+
+
+def test_several_tuned_folders_combine_in_order_and_the_last_one_wins(tmp_path):
+    half = {"seeds": [10000, 10001, 10002], "group": 0, "forget_fraction": 0.5}
+    budget = dict(half, forget_fraction=1.0, max_time_ratio=0.3)
+    folders = {
+        "first": {
+            "head": {"finetune": {"params": {"epochs": 2, "lr": 0.001}, "setup": half}},
+            "last": {
+                "finetune": {"params": {"epochs": 4}, "setup": half},
+                "random_labels": {"params": {"epochs": 3}},  # written before setups were recorded
+            },
+        },
+        "second": {"last": {"finetune": {"params": {"epochs": 1, "lr": 0.002}, "setup": budget}}},
+    }
+    for name, content in folders.items():
+        (tmp_path / name).mkdir()
+        (tmp_path / name / TUNED_FILE).write_text(yaml.safe_dump(content))
+    first, second = tmp_path / "first", tmp_path / "second"
+    assert load_tuned([first, second]) == {
+        "head": {"finetune": {"epochs": 2, "lr": 0.001}},
+        "last": {"finetune": {"epochs": 1, "lr": 0.002}, "random_labels": {"epochs": 3}},
+    }
+    assert load_tuned([second, first])["last"]["finetune"] == {"epochs": 4}  # the order decides
+    assert load_tuned(first) == load_tuned([first])  # one folder, as a path or a list
+    assert load_tuned_setups([first, second], "last") == {"finetune": budget, "random_labels": None}
+    assert load_tuned_setups([first, second], "all") == {}
+    with pytest.raises(OlvidoError, match="missing: no tuned.yaml there"):
+        load_tuned([first, tmp_path / "missing"])
+    with pytest.raises(OlvidoError, match="no folder given"):
+        load_tuned([])
 
 
 @needs_weights

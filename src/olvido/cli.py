@@ -577,7 +577,7 @@ def _run_config(args: argparse.Namespace, scopes: tuple[str, ...]):
         memorising_by_scope=memorising_by_scope,
         pretrain=_pretrain_config(args, config.pretrain),
         executor=getattr(args, "executor", "local"),
-        tuned_dir=getattr(args, "tuned", None),
+        tuned_dirs=tuple(getattr(args, "tuned", None) or ()),
         ray_address=getattr(args, "ray_address", None),
     )
 
@@ -727,7 +727,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         tuned = load_tuned(args.tuned).get(args.scope, {})
         missing = [name for name in names if name not in tuned]
         if missing:
-            raise OlvidoError(f"--tuned {args.tuned}: no {args.scope}-scope configuration for {', '.join(missing)}")
+            folders = " ".join(map(str, args.tuned))
+            raise OlvidoError(f"--tuned {folders}: no {args.scope}-scope configuration for {', '.join(missing)}")
         methods = {name: dict(tuned[name]) for name in names}  # whole configurations in place of knob values
     protocols = tuple(p.strip() for p in args.protocols.split(",") if p.strip())
     config = VerdictConfig(
@@ -979,10 +980,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", default="results", help="report folder (default results)")
     run.add_argument(
         "--tuned",
+        nargs="+",
         default=None,
         metavar="DIR",
-        help="a folder `olvido tune` wrote: every tuned method is also run at its tuned configuration, the report "
-        "compares default against tuned and ranks tuned methods at their tuned configurations",
+        help="one or more folders `olvido tune` wrote (where several tune the same scope and method, the last "
+        "wins): every tuned method is also run at its tuned configuration, the report compares default against "
+        "tuned and ranks tuned methods at their tuned configurations",
     )
     _add_executor_options(run)
     run.set_defaults(handler=cmd_run)
@@ -1071,8 +1074,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument(
         "--tuned",
+        nargs="+",
         default=None,
-        help="a folder `olvido tune --out` wrote: judge each method at its tuned configuration for --scope",
+        metavar="DIR",
+        help="one or more folders `olvido tune --out` wrote (the last wins where several tune a method): judge "
+        "each method at its tuned configuration for --scope",
     )
     evaluate.add_argument(
         "--k", type=_non_negative_int, default=32, help="models per side for the NeurIPS score (default 32; 0 skips)"

@@ -63,7 +63,9 @@ class RunConfig:
         ("last", VerdictConfig(k=0, shadows=0, ulira_shadows=8)),
     )
     preset: str = "thesis"
-    tuned_dir: str | None = None  # a folder `olvido tune` wrote: tuned methods are reported at their tuned configs
+    # folders `olvido tune` wrote (the last wins where several tune a scope and method): tuned methods are
+    # reported at their tuned configurations
+    tuned_dirs: tuple[str, ...] = ()
     executor: str = "local"  # where many-model work runs: local or ray (olvido.executor)
     ray_address: str | None = None  # an existing Ray cluster to join (executor ray)
 
@@ -144,18 +146,28 @@ def run_all(
     """Every scope's study, then the report (``index.md`` in ``out``)."""
     started = time.perf_counter()
     results = []
-    tuned = {}
-    if config.tuned_dir:
-        from olvido.experiments.tuning import load_tuned  # Optuna is imported only where tuning is used
+    tuned, setups = {}, {}
+    if config.tuned_dirs:
+        from olvido.experiments.tuning import load_tuned, load_tuned_setups  # Optuna only where tuning is used
 
-        tuned = load_tuned(config.tuned_dir)
+        tuned = load_tuned(config.tuned_dirs)
+        setups = {scope: load_tuned_setups(config.tuned_dirs, scope) for scope in tuned}
     with get_executor(config.executor, config.ray_address, progress=progress) as executor:
         for scope in config.scopes:
             workspace = workspace_for(prepared, config, scope, cache, progress, device)
             verdicts = dict(config.verdicts_by_scope).get(scope, config.verdicts)
             memorising = dict(config.memorising_by_scope).get(scope)
             results.append(
-                run_study(workspace, config.study, progress, verdicts, executor, memorising, tuned=tuned.get(scope))
+                run_study(
+                    workspace,
+                    config.study,
+                    progress,
+                    verdicts,
+                    executor,
+                    memorising,
+                    tuned=tuned.get(scope),
+                    tuned_setups=setups.get(scope),
+                )
             )
     minutes = round((time.perf_counter() - started) / 60, 2)
     meta = {

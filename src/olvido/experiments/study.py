@@ -459,6 +459,7 @@ class StudyResult:
     # The methods experiment again at each tuned configuration (``olvido tune``), and those configurations
     tuned_runs: pd.DataFrame = field(default_factory=pd.DataFrame)
     tuned: dict[str, dict] = field(default_factory=dict)
+    tuned_setups: dict[str, dict | None] = field(default_factory=dict)  # method -> its tuning setup, if known
 
 
 def run_study(
@@ -470,6 +471,7 @@ def run_study(
     memorising=None,
     memorising_fit: FitConfig | None = None,
     tuned: dict[str, dict] | None = None,
+    tuned_setups: dict[str, dict | None] | None = None,
 ) -> StudyResult:
     """The sweep, the methods experiment and the alpha experiment (in that order: the later ones use the
     sweep's best values) for one workspace, then, with a ``VerdictConfig``, the verdicts of O and each
@@ -479,7 +481,8 @@ def run_study(
     trained with ``memorising_fit`` (default: ``MEMORISING_FIT`` of the scope) and memorise their faces.
 
     ``tuned`` (method -> config values, ``load_tuned``): the methods experiment again for each of those methods
-    at its tuned configuration (``StudyResult.tuned_runs``), beside the defaults' results."""
+    at its tuned configuration (``StudyResult.tuned_runs``), beside the defaults' results; ``tuned_setups``
+    (method -> the setup it was tuned under, ``load_tuned_setups``) is carried to the report."""
     from olvido.experiments.verdicts import Verdicts, feature_injection, interclass_confusion
 
     started = time.perf_counter()
@@ -516,6 +519,7 @@ def run_study(
         tuned_runs = Study(workspace, tuned_config, progress, executor).run_methods()
         result.tuned_runs = tuned_runs[tuned_runs["method"].isin(tuned_config.methods)].reset_index(drop=True)
         result.tuned = {method: dict(tuned[method]) for method in tuned_config.methods}
+        result.tuned_setups = {method: (tuned_setups or {}).get(method) for method in tuned_config.methods}
     if verdicts is not None:
         split = study.split(config.sweep_group)
         thesis = {m: v for m, v in study.best.items() if m in THESIS_METHODS} or dict(list(study.best.items())[:2])

@@ -395,37 +395,50 @@ def save_tuned(folder: str | Path, result: TuningResult) -> Path:
     return path
 
 
-def load_tuned(folder: str | Path) -> dict[str, dict[str, dict]]:
-    """scope -> method -> tuned config values, read from ``folder/tuned.yaml`` (``olvido run --tuned``); an
-    unknown method or config field is a one-line error."""
+def _tuned_entries(folders) -> dict[str, dict[str, dict]]:
+    """scope -> method -> whole ``tuned.yaml`` entry, read from each folder in turn: where several folders hold
+    the same scope and method, the last one's entry wins. Every folder, method and field is checked (a
+    one-line error names the folder)."""
     import yaml
 
-    path = Path(folder) / TUNED_FILE
-    if not path.exists():
-        raise OlvidoError(f"--tuned {folder}: no {TUNED_FILE} there; expected the folder `olvido tune --out` wrote")
-    try:
-        tuned = yaml.safe_load(path.read_text()) or {}
-        configs = {
-            scope: {m: dict(entry["params"]) for m, entry in methods.items()} for scope, methods in tuned.items()
-        }
-    except (yaml.YAMLError, AttributeError, KeyError, TypeError) as error:
-        raise OlvidoError(
-            f"{path}: not a tuned-configurations file ({error}); expected scope -> method -> params"
-        ) from None
-    for methods in configs.values():
-        for method, values in methods.items():
-            make_config(method, **values)
-    return configs
+    folders = [folders] if isinstance(folders, (str, Path)) else list(folders)
+    if not folders:
+        raise OlvidoError("--tuned: no folder given; expected one or more folders `olvido tune --out` wrote")
+    merged: dict[str, dict[str, dict]] = {}
+    for folder in folders:
+        path = Path(folder) / TUNED_FILE
+        if not path.exists():
+            raise OlvidoError(f"--tuned {folder}: no {TUNED_FILE} there; expected the folder `olvido tune --out` wrote")
+        try:
+            tuned = yaml.safe_load(path.read_text()) or {}
+            entries = {scope: {m: dict(entry) for m, entry in methods.items()} for scope, methods in tuned.items()}
+            for methods in entries.values():
+                for method, entry in methods.items():
+                    make_config(method, **dict(entry["params"]))
+        except (yaml.YAMLError, AttributeError, KeyError, TypeError, ValueError) as error:
+            raise OlvidoError(
+                f"{path}: not a tuned-configurations file ({error}); expected scope -> method -> params"
+            ) from None
+        for scope, methods in entries.items():
+            merged.setdefault(scope, {}).update(methods)
+    return merged
 
 
-def load_tuned_setups(folder: str | Path, scope: str) -> dict[str, dict | None]:
-    """method -> the tuning setup its ``tuned.yaml`` entry records for ``scope`` (None for entries written
-    before setups were recorded); ``load_tuned`` checks the file itself."""
-    import yaml
+def load_tuned(folders) -> dict[str, dict[str, dict]]:
+    """scope -> method -> tuned config values, read from ``folder/tuned.yaml`` (``olvido run --tuned``). Given
+    several folders, a scope and method tuned in more than one take the last folder's configuration, so
+    folders tuned under different setups combine in the order given (e.g. budgeted configurations over
+    unbudgeted ones). An unknown method or config field is a one-line error."""
+    return {
+        scope: {method: dict(entry["params"]) for method, entry in methods.items()}
+        for scope, methods in _tuned_entries(folders).items()
+    }
 
-    load_tuned(folder)
-    tuned = yaml.safe_load((Path(folder) / TUNED_FILE).read_text()) or {}
-    return {method: entry.get("setup") for method, entry in tuned.get(scope, {}).items()}
+
+def load_tuned_setups(folders, scope: str) -> dict[str, dict | None]:
+    """method -> the tuning setup recorded by the ``tuned.yaml`` entry that ``load_tuned(folders)`` takes for
+    ``scope`` (None for entries written before setups were recorded)."""
+    return {method: entry.get("setup") for method, entry in _tuned_entries(folders).get(scope, {}).items()}
 
 
 def _plain(value):

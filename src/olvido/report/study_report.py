@@ -108,6 +108,19 @@ def _tuned_setting(values: dict) -> str:
     return "tuned: " + format_params(values)
 
 
+def describe_setup(setup: dict | None) -> str:
+    """A tuning setup (``tuned.yaml``'s ``setup``) in words, e.g. "seeds 10000, 10001, 10002, 50% of group 0's
+    training originals"."""
+    if not setup:
+        return "tuning setup not recorded"
+    text = (
+        f"seeds {', '.join(map(str, setup['seeds']))}, {setup['forget_fraction']:.0%} of group {setup['group']}'s "
+        "training originals"
+    )
+    budget = setup.get("max_time_ratio")
+    return text if budget is None else f"{text}, within {budget} of retraining time"
+
+
 def _method_cells(result: StudyResult, method: str, tuned: bool) -> pd.DataFrame:
     """A method's cells in the methods experiment: at its tuned configuration or at its best knob value."""
     runs = result.tuned_runs if tuned else _cells(result.runs, "methods")
@@ -189,6 +202,7 @@ def default_vs_tuned(result: StudyResult) -> pd.DataFrame:
                     "label": method_label(method),
                     "variant": variant,
                     "setting": _tuned_setting(value) if tuned else _knob(method, value),
+                    "tuned on": describe_setup(result.tuned_setups.get(method)) if tuned else "",
                     **{k: cells[k].mean() for k in ("utility", "forgetting", "F", "wasserstein", "time_ratio")},
                     **{
                         f"calibrated ({protocol})": calibrated_score(result, method, value, protocol)
@@ -204,7 +218,7 @@ def _tuned_section(result: StudyResult) -> str:
     table = default_vs_tuned(result)
     scores = [f"calibrated ({protocol})" for protocol in PROTOCOLS]
     rows = [
-        [r["label"], r["variant"], r["setting"]]
+        [r["label"], r["variant"], r["setting"], r["tuned on"] or "-"]
         + [f"{r[k]:.3f}" for k in ("utility", "forgetting", "F", "wasserstein")]
         + [format_cell(r[k]) for k in scores]
         + [f"{r['time_ratio']:.3f}"]
@@ -212,12 +226,14 @@ def _tuned_section(result: StudyResult) -> str:
     ]
     return (
         "Each tuned method (`olvido tune`, docs/tuning.md: tuned on seeds >= 10000 and on an age group's "
-        "training images, the setup its tuned.yaml entry records, never on what is reported here) at its default "
+        "training images, under the setup in its 'tuned on' column, never on what is reported here) at its default "
         "setting (the best knob value of the sweep) and at its tuned configuration, on every group and seed of "
         "the methods experiment; the leaderboard ranks it at the tuned one. Calibrated: the NeurIPS forget score "
         f"over F_rr on group {result.config['sweep_group']} (the verdicts' K models; '-' where not scored: "
         "deterministic methods from one original, methods without a score in this scope).\n\n"
-        + markdown_table(["method", "variant", "setting", "U", "Fg", "F", "W1 to R", *scores, "time / retrain"], rows)
+        + markdown_table(
+            ["method", "variant", "setting", "tuned on", "U", "Fg", "F", "W1 to R", *scores, "time / retrain"], rows
+        )
     )
 
 
@@ -867,6 +883,7 @@ def write_report(results: list[StudyResult], out: str | Path, meta: dict) -> Pat
                     "feature_injection": r.feature_injection,
                     "memorising": r.memorising_summary,
                     "tuned": r.tuned,
+                    "tuned_setups": r.tuned_setups,
                 }
                 for r in results
             },
