@@ -84,10 +84,11 @@ def main() -> None:
     parser.add_argument("--executor", default="local")
     args = parser.parse_args()
     names = [m.strip() for m in args.methods.split(",") if m.strip()]
+    folders = " ".join(args.tuned)  # as given on the command line
     tuned = load_tuned(args.tuned).get(args.scope, {})
     missing = [m for m in names if m not in tuned]
     if missing:
-        parser.error(f"--tuned {' '.join(args.tuned)}: no {args.scope}-scope configuration for {', '.join(missing)}")
+        parser.error(f"--tuned {folders}: no {args.scope}-scope configuration for {', '.join(missing)}")
     prepared = prepare_dataset(args.data, ProtocolConfig(), cache=args.cache, progress=False)
     ensemble = dict(RunConfig().ensemble_by_scope).get(args.scope, 3)  # the study's models
     ws = Workspace(prepared, ModelConfig(scope=args.scope, ensemble=ensemble), cache=args.cache, progress=False)
@@ -139,14 +140,16 @@ def main() -> None:
         f"R's training of each of seeds {', '.join(map(str, RETRAIN_SEEDS))} "
         f"({', '.join(f'{seconds:.1f}' for seconds in retrain_seconds)} s), averaged, all timed in this process "
         "(none for O and R of another seed, trained on executor workers). "
-        f"Tuned configurations: {', '.join(f'`{folder}/tuned.yaml`' for folder in args.tuned)} ({setups}). Wall time {minutes:.1f} min "
+        f"Tuned configurations: {', '.join(f'`{folder}/tuned.yaml`' for folder in args.tuned)} ({setups}). "
+        f"Wall time {minutes:.1f} min "
         "(K-model sets from the cache where present).\n\n" + "\n".join(table)
     )
     write_section(
-        f"Default against {'+'.join(Path(folder).name for folder in args.tuned)} on the reported forget set, {args.scope} scope (issue 13)",
+        f"Default against {'+'.join(Path(folder).name for folder in args.tuned)} on the reported forget set, "
+        f"{args.scope} scope (issue 13)",
         body,
         f"bench/bench_tuned_leader.py --data {args.data} --cache CACHE --scope {args.scope} --methods {args.methods} "
-        f"--tuned {' '.join(args.tuned)} --k {args.k} --executor {args.executor}",
+        f"--tuned {folders} --k {args.k} --executor {args.executor}",
     )
     print(body)
 
