@@ -15,6 +15,7 @@ from olvido.experiments.study import (
     RETRAINED_OTHER,
     Study,
     StudyConfig,
+    StudyResult,
     canonical_value,
     comparable_methods,
     memorising_verdicts,
@@ -25,7 +26,9 @@ from olvido.experiments.workspace import Workspace
 from olvido.metrics import forgetting
 from olvido.report.study_report import (
     NEURIPS_CSV_COLUMNS,
+    RetrainingBar,
     _neurips_coverage,
+    against_retraining,
     calibrated_score,
     default_vs_tuned,
     format_cell,
@@ -193,6 +196,10 @@ def test_tuned_configurations_run_beside_the_defaults_and_lead_the_board(tiny_wo
     )
     assert tuned_on["random_labels", "tuned"] == "tuning setup not recorded"
     assert tuned_on.xs("default", level="variant").isna().all()  # a default was not tuned
+    assert "### Against retraining: the bar" in index.read_text()
+    bar = pd.read_csv(tmp_path / "report" / "against_retraining.csv")
+    assert sorted(zip(bar["method"], bar["variant"])) == sorted(zip(table["method"], table["variant"]))
+    assert (bar["against the bar"].str.contains("score not measured")).all()  # these verdicts gave no score
     runs = pd.read_csv(tmp_path / "report" / "runs.csv")
     assert (runs["experiment"] == "methods (tuned)").sum() == len(result.tuned_runs)
     with pytest.raises(OlvidoError, match="unknown config field 'speed'"):
@@ -294,3 +301,95 @@ def test_cells_computed_on_ray_match_cells_computed_here(prepared, tiny_workspac
     assert not ray.is_initialized()
     timing = ["seconds", "retrain_seconds", "time_ratio"]
     pd.testing.assert_frame_equal(tables["local"].drop(columns=timing), tables["ray"].drop(columns=timing))
+
+
+def test_the_retraining_bar_counts_each_shortfall_by_how_far_it_misses():
+    bar = RetrainingBar(min_utility=1.0, min_calibrated=0.8, max_time_ratio=0.3)
+    assert bar.shortfalls(0.9, 1.0, 0.8, 0.3, sanity_forgetting=0.9) == []  # every criterion met at its edge
+    assert bar.judge(0.9, 1.0, 0.8, 0.3, sanity_forgetting=0.9) == "meets"
+    assert bar.shortfalls(0.88, 0.97, 0.5, 0.45, sanity_forgetting=0.9) == [
+        "Fg -0.020",
+        "U -0.030",
+        "score -0.30",
+        "time +0.15",
+    ]
+    for unscored in (None, float("nan")):  # no score cannot meet the bar
+        assert bar.judge(0.95, 1.1, unscored, 0.1, sanity_forgetting=0.9) == "misses: score not measured"
+
+
+def _synthetic_result() -> StudyResult:
+    """Two methods on groups 0 (the sweep group) and 1, seeds 0 and 1, FT also tuned; hand-picked numbers."""
+
+    def cells(method, value, group, forgetting, utility, time_ratio):
+        return [
+            {
+                "experiment": "methods",
+                "method": method,
+                "value": value,
+                "group": group,
+                "seed": seed,
+                "forgetting": f,
+                "utility": u,
+                "time_ratio": t,
+                "F": 2 * f * u / (f + u),
+            }
+            for seed, (f, u, t) in enumerate(zip(forgetting, utility, time_ratio))
+        ]
+
+    runs = (
+        cells(RETRAINED_OTHER, None, 0, (0.90, 0.92), (1.0, 1.0), (1.0, 1.0))
+        + cells("finetune", 2, 0, (0.95, 0.93), (1.01, 1.03), (0.2, 0.3))
+        + cells("random_labels", 1, 0, (0.92, 0.92), (1.0, 1.0), (0.1, 0.1))
+        + cells(RETRAINED_OTHER, None, 1, (0.1, 0.1), (0.1, 0.1), (9.0, 9.0))  # another group: never judged
+        + cells("finetune", 2, 1, (0.1, 0.1), (0.1, 0.1), (9.0, 9.0))
+    )
+    tuned = {"finetune": {"epochs": 5, "lr": 0.001}}
+    tuned_runs = cells("finetune", 5, 0, (0.90, 0.90), (0.99, 0.97), (0.4, 0.4))
+    neurips = [
+        {"model": "finetune", "value": 2, "protocol": "K originals", "scalar": "prediction", "calibrated": 0.85},
+        {"model": "finetune", "value": 2, "protocol": "one original", "scalar": "prediction", "calibrated": 0.1},
+        {
+            "model": "finetune",
+            "value": tuned["finetune"],
+            "protocol": "one original",
+            "scalar": "prediction",
+            "calibrated": 0.5,
+        },
+        {"model": "finetune", "value": 2, "protocol": "K originals", "scalar": "neg_abs_error", "calibrated": 0.0},
+    ]
+    empty = pd.DataFrame()
+    return StudyResult(
+        scope="head",
+        runs=pd.DataFrame(runs),
+        alpha=empty,
+        per_sample=empty,
+        best={"finetune": 2, "random_labels": 1},
+        seconds=0.0,
+        model_summary={},
+        config={"sweep_group": 0},
+        predictions=empty,
+        neurips=neurips,
+        tuned_runs=pd.DataFrame(tuned_runs),
+        tuned=tuned,
+    )
+
+
+def test_against_retraining_judges_every_setting_on_the_sweep_group_by_hand():
+    table = against_retraining(_synthetic_result())
+    assert list(zip(table["method"], table["variant"])) == [  # fewest shortfalls first
+        ("finetune", "default"),
+        ("random_labels", "default"),
+        ("finetune", "tuned"),
+    ]
+    rows = table.set_index(["method", "variant"])
+    assert rows["sanity_forgetting"].tolist() == pytest.approx([0.91] * 3)  # R (another seed) on group 0 only
+    default = rows.loc[("finetune", "default")]
+    assert default[["forgetting", "utility", "time_ratio"]].tolist() == pytest.approx([0.94, 1.02, 0.25])
+    # K originals is preferred over one original, and the prediction scalar over the others
+    assert (default["calibrated"], default["protocol"]) == (0.85, "K originals")
+    assert default["against the bar"] == "meets"
+    assert rows.loc[("random_labels", "default"), "against the bar"] == "misses: score not measured"
+    tuned = rows.loc[("finetune", "tuned")]
+    assert (tuned["setting"], tuned["protocol"]) == ("tuned: epochs 5, lr 0.001", "one original")
+    assert tuned["against the bar"] == "misses: Fg -0.010, U -0.020, score -0.30, time +0.10"
+    assert tuned["shortfalls"] == 4

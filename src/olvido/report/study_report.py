@@ -5,7 +5,8 @@ method except the thesis's own published numbers (``thesis_numbers``).
     write_report([head_result, last_result], Path("results"), meta)
 
 Files: ``index.md``; ``runs.csv`` (every cell: metrics, wall time, ratio to retraining); ``leaderboard.csv``;
-``alpha.csv``; ``per_sample_errors_<scope>.csv`` (100 fixed test images); ``predictions.csv.gz`` (every
+``alpha.csv``; ``default_vs_tuned.csv``; ``against_retraining.csv`` (each setting on the sweep group against
+``RetrainingBar``); ``per_sample_errors_<scope>.csv`` (100 fixed test images); ``predictions.csv.gz`` (every
 test and forget-set prediction); ``summary.json``; ``forgetting_vs_alpha.png``, ``sweep_<scope>.png``,
 ``f_vs_time.png``, ``per_sample_errors_<scope>.png``.
 """
@@ -13,6 +14,7 @@ test and forget-set prediction); ``summary.json``; ``forgetting_vs_alpha.png``, 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
@@ -33,7 +35,7 @@ from olvido.experiments.study import (  # noqa: E402
     method_label,
     unique_cells,
 )
-from olvido.experiments.verdicts import PROTOCOLS  # noqa: E402
+from olvido.experiments.verdicts import K_ORIGINALS, ONE_ORIGINAL, PROTOCOLS  # noqa: E402
 from olvido.methods import THESIS_METHODS, get_method, list_methods  # noqa: E402
 from olvido.report import thesis_numbers as thesis  # noqa: E402
 from olvido.storage import atomic_write_json, atomic_write_text, atomic_write_with  # noqa: E402
@@ -212,6 +214,140 @@ def default_vs_tuned(result: StudyResult) -> pd.DataFrame:
                 }
             )
     return pd.DataFrame(rows)
+
+
+@dataclass(frozen=True)
+class RetrainingBar:
+    """When an unlearning run counts as retraining's equal (issue 13): Forgetting at least that of a second
+    retrained model scored against R, Utility >= ``min_utility``, a calibrated NeurIPS forget score >=
+    ``min_calibrated`` (its raw score that share of the retrained-versus-retrained one) and at most
+    ``max_time_ratio`` of retraining time."""
+
+    min_utility: float = 1.0
+    min_calibrated: float = 0.8
+    max_time_ratio: float = 0.3
+
+    def shortfalls(
+        self, forgetting: float, utility: float, calibrated: float | None, time_ratio: float, sanity_forgetting: float
+    ) -> list[str]:
+        """How far each missed criterion is from the bar (signed gaps, e.g. ``U -0.020``); a calibrated score of
+        None (not measured) is a shortfall of its own: the bar cannot be met unscored. Empty: meets the bar."""
+        misses = []
+        if forgetting < sanity_forgetting:
+            misses.append(f"Fg {forgetting - sanity_forgetting:+.3f}")
+        if utility < self.min_utility:
+            misses.append(f"U {utility - self.min_utility:+.3f}")
+        if calibrated is None or np.isnan(calibrated):
+            misses.append("score not measured")
+        elif calibrated < self.min_calibrated:
+            misses.append(f"score {calibrated - self.min_calibrated:+.2f}")
+        if time_ratio > self.max_time_ratio:
+            misses.append(f"time {time_ratio - self.max_time_ratio:+.2f}")
+        return misses
+
+    def judge(
+        self, forgetting: float, utility: float, calibrated: float | None, time_ratio: float, sanity_forgetting: float
+    ) -> str:
+        """``shortfalls`` in words: "meets" or "misses: ..."."""
+        return _in_words(self.shortfalls(forgetting, utility, calibrated, time_ratio, sanity_forgetting))
+
+
+def _in_words(misses: list[str]) -> str:
+    return "meets" if not misses else "misses: " + ", ".join(misses)
+
+
+RETRAINING_BAR = RetrainingBar()
+
+
+def _best_calibrated(result: StudyResult, method: str, value) -> tuple[float | None, str | None]:
+    """The calibrated score of a setting under the first protocol that scored it, K originals first (the
+    stricter one: the spread of K originals counts), and that protocol."""
+    for protocol in (K_ORIGINALS, ONE_ORIGINAL):
+        score = calibrated_score(result, method, value, protocol)
+        if score is not None:
+            return score, protocol
+    return None, None
+
+
+def against_retraining(result: StudyResult, bar: RetrainingBar = RETRAINING_BAR) -> pd.DataFrame:
+    """Every method on the sweep group, at its default setting and, where tuned, at its tuned configuration,
+    judged against ``bar``: means over the seeds of the methods experiment's cells on that group (Forgetting,
+    Utility, time / retraining: each cell's run over its own seed's retraining), the calibrated score of the
+    sweep group's verdicts, and what it misses by how much. Sorted: fewest shortfalls first, then Forgetting."""
+    group = result.config["sweep_group"]
+    sanity = _cells(result.runs, "methods", method=RETRAINED_OTHER, group=group)
+    if not len(sanity):
+        return pd.DataFrame()
+    sanity_forgetting = sanity["forgetting"].mean()
+    rows = []
+    for method in result.best:
+        variants = [("default", False, result.best[method])]
+        if method in result.tuned:
+            variants.append(("tuned", True, result.tuned[method]))
+        for variant, tuned, value in variants:
+            cells = _method_cells(result, method, tuned)
+            cells = cells[cells["group"] == group]
+            if not len(cells):
+                continue
+            calibrated, protocol = _best_calibrated(result, method, value)
+            measured = {k: cells[k].mean() for k in ("forgetting", "utility", "time_ratio")}
+            misses = bar.shortfalls(
+                measured["forgetting"], measured["utility"], calibrated, measured["time_ratio"], sanity_forgetting
+            )
+            rows.append(
+                {
+                    "scope": result.scope,
+                    "method": method,
+                    "label": method_label(method),
+                    "variant": variant,
+                    "setting": _tuned_setting(value) if tuned else _knob(method, value),
+                    **measured,
+                    "calibrated": calibrated,
+                    "protocol": protocol,
+                    "sanity_forgetting": sanity_forgetting,
+                    "shortfalls": len(misses),
+                    "against the bar": _in_words(misses),
+                }
+            )
+    table = pd.DataFrame(rows)
+    if not len(table):
+        return table
+    table["_order"] = -table["forgetting"]
+    return table.sort_values(["shortfalls", "_order"], kind="stable").drop(columns="_order").reset_index(drop=True)
+
+
+def _bar_section(result: StudyResult, bar: RetrainingBar = RETRAINING_BAR) -> str:
+    table = against_retraining(result, bar)
+    group = result.config["sweep_group"]
+    met = table[table["shortfalls"] == 0]
+    rows = [
+        [
+            r["label"],
+            r["variant"],
+            r["setting"],
+            f"{r['forgetting']:.3f}",
+            f"{r['utility']:.3f}",
+            "-" if r["calibrated"] is None or pd.isna(r["calibrated"]) else f"{r['calibrated']:.2f} ({r['protocol']})",
+            f"{r['time_ratio']:.3f}",
+            f"**{r['against the bar']}**" if r["shortfalls"] == 0 else r["against the bar"],
+        ]
+        for r in table.to_dict("records")
+    ]
+    verdict = (
+        f"Meeting it: {', '.join(f'{r.label} ({r.variant})' for r in met.itertuples())}."
+        if len(met)
+        else "No setting meets it; 'misses' says how far each got."
+    )
+    return (
+        f"The bar (issue 13) on group {group}, means over its seeds in the methods experiment: Forgetting at least "
+        f"a second retrained model's ({table['sanity_forgetting'].iloc[0]:.3f}), Utility >= {bar.min_utility}, a "
+        f"calibrated forget score >= {bar.min_calibrated} (from the verdicts: K originals where scored, else one "
+        f"original; '-' and 'score not measured' where this scope's verdicts give the setting no score) and at "
+        f"most {bar.max_time_ratio} of retraining time. {verdict}\n\n"
+        + markdown_table(
+            ["method", "variant", "setting", "Fg", "U", "calibrated", "time / retrain", "against the bar"], rows
+        )
+    )
 
 
 def _tuned_section(result: StudyResult) -> str:
@@ -847,6 +983,11 @@ def write_report(results: list[StudyResult], out: str | Path, meta: dict) -> Pat
     if tuned_runs:
         table = pd.concat([default_vs_tuned(r) for r in results if r.tuned], ignore_index=True)
         atomic_write_text(out / "default_vs_tuned.csv", table.to_csv(index=False, float_format="%.5f"))
+    bars = [table for table in (against_retraining(r) for r in results) if len(table)]
+    if bars:
+        atomic_write_text(
+            out / "against_retraining.csv", pd.concat(bars, ignore_index=True).to_csv(index=False, float_format="%.5f")
+        )
     boards = pd.concat([leaderboard(r) for r in results], ignore_index=True)
     atomic_write_text(out / "leaderboard.csv", boards.to_csv(index=False, float_format="%.5f"))
     atomic_write_text(out / "alpha.csv", pd.concat([r.alpha for r in results]).to_csv(index=False, float_format="%.5f"))
@@ -906,6 +1047,11 @@ def write_report(results: list[StudyResult], out: str | Path, meta: dict) -> Pat
             "### What the numbers say\n\n" + _findings(result),
             "### Leaderboard: every method on every group\n\n" + _leaderboard_section(result),
             *(["### Default against tuned\n\n" + _tuned_section(result)] if result.tuned else []),
+            *(
+                ["### Against retraining: the bar\n\n" + _bar_section(result)]
+                if len(against_retraining(result))
+                else []
+            ),
             "### Models\n\n" + _models_section(result),
             "### Experiment 1 (Table 3): Forgetting vs alpha\n\n" + _alpha_section(result),
             "### Experiment 2 (Tables 4-7): each method's knob\n\n" + _sweep_section(result),
@@ -925,7 +1071,8 @@ def write_report(results: list[StudyResult], out: str | Path, meta: dict) -> Pat
         ]
     sections += [
         "## Plots\n\n![Forgetting vs alpha](forgetting_vs_alpha.png)",
-        "## Files\n\n`runs.csv` (one row per cell and experiment), `leaderboard.csv`, `alpha.csv`, "
+        "## Files\n\n`runs.csv` (one row per cell and experiment), `leaderboard.csv`, `default_vs_tuned.csv`, "
+        "`against_retraining.csv` (each setting on the sweep group against the bar), `alpha.csv`, "
         "`per_sample_errors_<scope>.csv`, `predictions.csv.gz` (every test and forget-set prediction, in years to 2 "
         "decimals: scope, method, group, value, seed, set, id, age, prediction), `verdicts.csv` (every verdict "
         "column, per scope and regime; its `seconds` are the verdict runs' own wall times, under whatever load "
