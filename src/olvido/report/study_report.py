@@ -188,22 +188,36 @@ def calibrated_score(result: StudyResult, method: str, value, protocol: str) -> 
     return None
 
 
+def _settings(result: StudyResult, method: str) -> list[tuple[str, bool, object]]:
+    """A method's settings in the study as (variant, tuned, value): its default (the best knob value) and,
+    where tuned, its tuned configuration."""
+    settings = [("default", False, result.best[method])]
+    if method in result.tuned:
+        settings.append(("tuned", True, result.tuned[method]))
+    return settings
+
+
+def _setting_columns(result: StudyResult, method: str, variant: str, tuned: bool, value) -> dict:
+    return {
+        "scope": result.scope,
+        "method": method,
+        "label": method_label(method),
+        "variant": variant,
+        "setting": _tuned_setting(value) if tuned else _knob(method, value),
+    }
+
+
 def default_vs_tuned(result: StudyResult) -> pd.DataFrame:
     """Each tuned method at its default (best knob value) and at its tuned configuration: means over every
     group and seed of the methods experiment, and the calibrated forget score of the sweep group's verdicts
     under each protocol (None where not scored)."""
     rows = []
     for method in result.tuned:
-        for variant, tuned in (("default", False), ("tuned", True)):
+        for variant, tuned, value in _settings(result, method):
             cells = _method_cells(result, method, tuned)
-            value = result.tuned[method] if tuned else result.best[method]
             rows.append(
                 {
-                    "scope": result.scope,
-                    "method": method,
-                    "label": method_label(method),
-                    "variant": variant,
-                    "setting": _tuned_setting(value) if tuned else _knob(method, value),
+                    **_setting_columns(result, method, variant, tuned, value),
                     "tuned on": describe_setup(result.tuned_setups.get(method)) if tuned else "",
                     **{k: cells[k].mean() for k in ("utility", "forgetting", "F", "wasserstein", "time_ratio")},
                     **{
@@ -281,10 +295,7 @@ def against_retraining(result: StudyResult, bar: RetrainingBar = RETRAINING_BAR)
     sanity_forgetting = sanity["forgetting"].mean()
     rows = []
     for method in result.best:
-        variants = [("default", False, result.best[method])]
-        if method in result.tuned:
-            variants.append(("tuned", True, result.tuned[method]))
-        for variant, tuned, value in variants:
+        for variant, tuned, value in _settings(result, method):
             cells = _method_cells(result, method, tuned)
             cells = cells[cells["group"] == group]
             if not len(cells):
@@ -296,11 +307,7 @@ def against_retraining(result: StudyResult, bar: RetrainingBar = RETRAINING_BAR)
             )
             rows.append(
                 {
-                    "scope": result.scope,
-                    "method": method,
-                    "label": method_label(method),
-                    "variant": variant,
-                    "setting": _tuned_setting(value) if tuned else _knob(method, value),
+                    **_setting_columns(result, method, variant, tuned, value),
                     **measured,
                     "calibrated": calibrated,
                     "protocol": protocol,
