@@ -319,12 +319,13 @@ def against_retraining(result: StudyResult, bar: RetrainingBar = RETRAINING_BAR)
     table = pd.DataFrame(rows)
     if not len(table):
         return table
-    table["_order"] = -table["forgetting"]
-    return table.sort_values(["shortfalls", "_order"], kind="stable").drop(columns="_order").reset_index(drop=True)
+    return table.sort_values(["shortfalls", "forgetting"], ascending=[True, False], kind="stable").reset_index(
+        drop=True
+    )
 
 
-def _bar_section(result: StudyResult, bar: RetrainingBar = RETRAINING_BAR) -> str:
-    table = against_retraining(result, bar)
+def _bar_section(result: StudyResult, table: pd.DataFrame, bar: RetrainingBar = RETRAINING_BAR) -> str:
+    """``table``: ``against_retraining(result, bar)``."""
     group = result.config["sweep_group"]
     met = table[table["shortfalls"] == 0]
     rows = [
@@ -990,8 +991,8 @@ def write_report(results: list[StudyResult], out: str | Path, meta: dict) -> Pat
     if tuned_runs:
         table = pd.concat([default_vs_tuned(r) for r in results if r.tuned], ignore_index=True)
         atomic_write_text(out / "default_vs_tuned.csv", table.to_csv(index=False, float_format="%.5f"))
-    bars = [table for table in (against_retraining(r) for r in results) if len(table)]
-    if bars:
+    bars = [against_retraining(r) for r in results]  # one per result, in order
+    if any(len(table) for table in bars):
         atomic_write_text(
             out / "against_retraining.csv", pd.concat(bars, ignore_index=True).to_csv(index=False, float_format="%.5f")
         )
@@ -1048,17 +1049,13 @@ def write_report(results: list[StudyResult], out: str | Path, meta: dict) -> Pat
         "values carry its all-pairs averaging bug (THESIS.md section 5): compare their trends, not their digits.",
         "## Scopes side by side\n\n" + _comparison(results),
     ]
-    for result in results:
+    for result, bar in zip(results, bars):
         sections += [
             f"## Scope `{result.scope}`",
             "### What the numbers say\n\n" + _findings(result),
             "### Leaderboard: every method on every group\n\n" + _leaderboard_section(result),
             *(["### Default against tuned\n\n" + _tuned_section(result)] if result.tuned else []),
-            *(
-                ["### Against retraining: the bar\n\n" + _bar_section(result)]
-                if len(against_retraining(result))
-                else []
-            ),
+            *(["### Against retraining: the bar\n\n" + _bar_section(result, bar)] if len(bar) else []),
             "### Models\n\n" + _models_section(result),
             "### Experiment 1 (Table 3): Forgetting vs alpha\n\n" + _alpha_section(result),
             "### Experiment 2 (Tables 4-7): each method's knob\n\n" + _sweep_section(result),
