@@ -39,7 +39,7 @@ from olvido.report.audit_report import audit_paths, render_audit
 # uses (highest F in docs/results/leaderboard.csv, where a tuned method counts at its default from
 # default_vs_tuned.csv; a test keeps this table and those files in step). The `all` scope has no study:
 # fine-tuning, the thesis's method, which every scope supports.
-RECOMMENDED_METHOD = {"head": "blindspot", "last": "reset_distill", "all": "finetune"}
+RECOMMENDED_METHOD = {"head": "salun", "last": "reset_distill", "all": "finetune"}
 NO_CHANGE = "none"
 SISA = "sisa"  # the exact deletion of a SISA model's bundle: its default and only method besides none
 
