@@ -46,10 +46,13 @@ def test_importances_of_a_linear_model_are_the_mean_squared_per_sample_gradients
     squared = importances(model, data, "squared_error")
     torch.testing.assert_close(squared["linear.weight"], torch.tensor([[4 * 1 / 3, 4 * 4 / 3]]))
     torch.testing.assert_close(squared["linear.bias"], torch.tensor([4 * 2 / 3]))
-    # LFSSD: (d f^2)^2 = (2 f x)^2
-    norm = importances(model, data, "output_norm")
-    torch.testing.assert_close(norm["linear.weight"], torch.tensor([[(36 + 0 + 2304) / 3, (0 + 16 + 256) / 3]]))
-    torch.testing.assert_close(norm["linear.bias"], torch.tensor([(36 + 4 + 256) / 3]))
+    # LFSSD's label-free output, the authors' estimator: mean over batches of |d mean_batch f / dtheta|;
+    # batches of 2: {x1, x2} and {x3}: |(1 + 0) / 2| and 3, |(0 + 2) / 2| and |-1|; the bias 1 in each
+    output = importances(model, data, "output", estimator="batch_abs", batch_size=2)
+    torch.testing.assert_close(output["linear.weight"], torch.tensor([[(0.5 + 3) / 2, (1 + 1) / 2]]))
+    torch.testing.assert_close(output["linear.bias"], torch.tensor([1.0]))
+    # per sample, "output" is the Fisher: the weight of every sample's gradient is 1, whatever f is
+    torch.testing.assert_close(importances(model, data, "output")["linear.weight"], fisher["linear.weight"])
     with pytest.raises(ValueError, match="quantity 'hessian'"):
         importances(model, data, "hessian")
 
@@ -85,7 +88,7 @@ def test_random_signs_estimate_the_same_mean_without_the_cancellation():
         torch.testing.assert_close(mean, exact[name], rtol=0.15, atol=0)
     with pytest.raises(ValueError, match="estimator 'mean_batch'"):
         importances(model, data, estimator="mean_batch")
-    with pytest.raises(OlvidoError, match="estimator 'mean_batch': expected one of per_sample, random_sign"):
+    with pytest.raises(OlvidoError, match="estimator 'mean_batch': expected one of per_sample, random_sign, batch_abs"):
         make_config("ssd", estimator="mean_batch")
 
 

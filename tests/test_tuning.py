@@ -2,6 +2,7 @@
 the tuned-configurations file and the command."""
 
 import json
+import math
 from dataclasses import replace
 
 import numpy as np
@@ -324,28 +325,30 @@ def test_the_tune_command_writes_the_tuned_folder_and_fails_in_one_line(tmp_path
 def test_a_time_budget_prunes_slow_trials_at_their_first_seed_and_only_a_fast_one_can_win(
     workspace, tmp_path, monkeypatch
 ):
-    # The seconds are planted (the predictions are real): SSD at alpha >= 3.25 "takes" a million seconds, far
-    # over any budget, below it no time at all; the sampler's seed decides the alphas, so the budget must
-    # steer the choice, not luck.
+    # The seconds are planted (the predictions are real): SSD at alpha at or above the middle of its (log)
+    # tuning range "takes" a million seconds, far over any budget, below it no time at all; the sampler's seed
+    # decides the alphas, so the budget must steer the choice, not luck.
+    alpha_range = dict(get_method("ssd").space)["alpha"]
+    middle = math.sqrt(alpha_range.low * alpha_range.high)
     real_job = tuning_module._trial_job
 
     def planted_seconds(shared, item):
         _, predictions = real_job(shared, item)
-        return (1e6 if item[1]["alpha"] >= 3.25 else 0.0), predictions
+        return (1e6 if item[1]["alpha"] >= middle else 0.0), predictions
 
     monkeypatch.setattr(tuning_module, "_trial_job", planted_seconds)
     config = TuningConfig(trials=6, retain_samples=300, max_time_ratio=0.5, prune=False)
     tuner = Tuner(workspace, "ssd", config, f"sqlite:///{tmp_path / 'o.db'}", progress=False)
     result = tuner.run()
     study = optuna.load_study(study_name=tuner.study_name, storage=tuner.storage)
-    slow = [t for t in study.trials if t.params["alpha"] >= 3.25]
-    fast = [t for t in study.trials if t.params["alpha"] < 3.25]
+    slow = [t for t in study.trials if t.params["alpha"] >= middle]
+    fast = [t for t in study.trials if t.params["alpha"] < middle]
     assert slow and fast  # the seeded sampler drew both kinds
     for trial in slow:  # over budget at the first seed: pruned there, the other seeds never run
         assert trial.state.name == "PRUNED" and trial.user_attrs["over_time_budget"]
         assert trial.constraints["time_ratio"] > 0
     assert all(t.state.name == "COMPLETE" and t.constraints["time_ratio"] < 0 for t in fast)
-    assert result.best_params["alpha"] < 3.25 and result.best_terms["time_ratio"] == 0.0
+    assert result.best_params["alpha"] < middle and result.best_terms["time_ratio"] == 0.0
     path = save_tuned(tmp_path / "out", result)
     assert yaml.safe_load(path.read_text())[result.scope]["ssd"]["setup"]["max_time_ratio"] == 0.5
     with pytest.raises(OlvidoError, match=r"tuning ssd: no completed trial ran within max_time_ratio 1e-09"):

@@ -5,15 +5,20 @@ From the original code (``unlearn.py``, ``forget_loss``): a *proxy* model that n
 trained briefly on the retain set (2 epochs); then the original is trained for 1 epoch on retain plus
 forget, where retain samples use the L1 loss to their labels and forget samples the L1 loss to the
 proxy's predictions plus ``beta`` (50) times the squared difference of attention maps (per-sample
-L2-normalised channel means of squared activations) of every hidden layer between original and proxy;
+L2-normalised channel means of squared activations) between original and proxy, summed over the model's
+conv blocks' outputs (Conv2d -> BatchNorm -> ReLU, ``models.py``; 8 maps on its AllCNN), beta per map;
 the two losses are weighted by the fraction of forget samples in the batch. The proxy captures what a
 retrained model does with forgotten ages: it extrapolates from the retained range.
 
 Adaptation: the proxy is ``context.new_model`` (for olvido's models the same pretrained starting point as
 the original, a new head) trained at this config's learning rate; the code's proxy learning rate (0.01,
-from scratch) would wreck a pretrained stage. Hidden layers are the trainable convolution and linear
-layers before the output layer (the head's layers in the head scope). Defaults from the code: Adam
-1e-3, batch 256, 1 epoch, beta 50, proxy 2 epochs.
+from scratch) would wreck a pretrained stage. The maps are taken, as in the original, at block outputs:
+the outputs of the activation modules between the first trainable layer and the output layer
+(``layers.block_outputs``: the 2 ReLUs of the head scope's thesis head; one per Conv2dNormActivation of
+the trainable MobileNetV2 stage in the ``last`` scope), beta per map as in the original (so the attention
+term grows with the number of blocks, as the original's would on a deeper network). No augmentation (the
+original crops and flips; olvido's models see cached features or fixed views). Defaults from the code:
+Adam 1e-3, batch 256, 1 epoch, beta 50, proxy 2 epochs.
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ from olvido.methods.base import (
     register,
     targets_of,
 )
-from olvido.methods.layers import activations, counterpart, hidden_layers
+from olvido.methods.layers import activations, block_outputs, counterpart
 from olvido.training import ConcatSamples, Relabeled, fit
 
 
@@ -68,7 +73,7 @@ def attention(activation: torch.Tensor) -> torch.Tensor:
 def blindspot(model: nn.Module, context: UnlearnContext, config: BlindspotConfig) -> nn.Module:
     proxy = context.new_model(config.seed + 1)
     fit(proxy, context.retain, None, config.fit_config(epochs=config.proxy_epochs), description="blindspot proxy")
-    student_layers = hidden_layers(model)
+    student_layers = block_outputs(model)
     proxy_layers = [counterpart(layer, model, proxy) for layer in student_layers]
     proxy.eval()
     for parameter in proxy.parameters():

@@ -1,12 +1,16 @@
 """CT: transpose every convolution kernel, then fine-tune (5th place of the NeurIPS 2023 unlearning
 challenge, DeepUnlearn ``kgltop5``).
 
-From the original code: ``weight.swapaxes(2, 3)`` on every Conv2d, then 3 epochs of fine-tuning on the
-retain set with a cosine schedule. The transposition scrambles what the convolutions learnt while
-keeping their weight statistics, so fine-tuning re-learns from a nearby, damaged starting point.
-Regression: only the loss changes (L1). It needs trainable convolutions with kernels larger than 1x1
-(a 1x1 kernel is its own transpose), so it supports the ``last`` and ``all`` scopes; it continues the
-model's training recipe (it is fine-tuning).
+From the original code: ``weight.swapaxes(2, 3)`` on every Conv2d (``kgltop5.py``), then 3 epochs of
+fine-tuning on the retain set with SGD (lr 1e-3, momentum 0.9, weight decay 5e-4) and a cosine schedule
+stepped per epoch. The transposition scrambles what the convolutions learnt while keeping their weight
+statistics, so fine-tuning re-learns from a nearby, damaged starting point. Here the loss is L1 and the
+fine-tuning continues the model's own training recipe (``continues_recipe``: its optimiser settings,
+olvido's Adam without weight decay, its learning rate and batch size, e.g. 3e-4 and 64 in the ``last``
+scope) with a cosine schedule stepped per optimiser step: the transposed stage is re-learnt as it was
+first learnt, where the original's SGD recipe was set for its own CIFAR ResNet. The transpose itself is
+unchanged. It needs trainable convolutions with kernels larger than 1x1 (a 1x1 kernel is its own
+transpose), so it supports the ``last`` and ``all`` scopes.
 """
 
 from __future__ import annotations

@@ -11,13 +11,14 @@ a mean over samples of a squared per-sample gradient:
   per class.
 - ``squared_error``: mean_i (d(f(x_i) - y_i)^2/dtheta)^2 = mean_i (2 e_i df_i)^2, weighting each sample by
   its squared error.
-- ``output_norm``: mean_i (d f(x_i)^2/dtheta)^2 = mean_i (2 f_i df_i)^2, LFSSD's label-free ``||f(x)||^2``.
-  The SSD README's patch accumulates |gradient| instead; squares here let both estimators below apply
-  (no unbiased random-sign estimate of a mean |gradient| exists).
+- ``output``: the label-free output f itself (per-sample weight 1, like ``fisher``), for LFSSD with the
+  ``batch_abs`` estimator. LFSSD's original differentiates ``||f(x)||^2``; for a scalar output in target
+  units that is 2 f df, which weighs every sample by its prediction (4 f^2 once squared: an age bias of
+  about x9 between 20 and 60 years), while classification logits carry no such offset.
 
-Never the gradient of a batch-mean loss: for L1 it sums sign(e_i) df_i, which cancels across samples with
+Never the gradient of a batch-mean *loss*: for L1 it sums sign(e_i) df_i, which cancels across samples with
 opposite-sign errors, so a well-fitted model would look unimportant everywhere (METHODS.md section 0).
-Two estimators:
+Three estimators:
 
 - ``per_sample`` (exact): every per-sample gradient, batched by ``torch.func`` (``functional_call`` +
   ``vmap`` + ``grad``), or one backward per sample for models vmap cannot trace. It materialises a
@@ -28,6 +29,10 @@ Two estimators:
   terms have mean 0: no cancellation bias, at the cost of one backward per batch (the original's cost:
   a pass costs about one training epoch over the same samples at batch 32-64, 1.5 at batch 16). Its
   relative standard deviation per parameter is about sqrt(2 / number of batches), whatever their size.
+- ``batch_abs`` (LFSSD's original estimator): the mean over batches of |gradient of the batch-mean
+  quantity|, ``imp += grad.abs()`` in the SSD README's LFSSD patch. Not a mean over samples: its value
+  depends on the batch size (the caller uses one batch size for the sets it compares); with the
+  label-free ``output`` there are no error signs to cancel.
 
 Only trainable parameters (``requires_grad``) are measured; the model is in eval mode throughout, so
 BatchNorm uses (and never updates) its running statistics and dropout is off.
@@ -46,8 +51,8 @@ from torch.utils.data import DataLoader
 from olvido.errors import OlvidoError
 from olvido.training import as_loader, to_channels_last
 
-QUANTITIES = ("fisher", "squared_error", "output_norm")
-ESTIMATORS = ("per_sample", "random_sign")
+QUANTITIES = ("fisher", "squared_error", "output")
+ESTIMATORS = ("per_sample", "random_sign", "batch_abs")
 # Elements of the (samples x trainable parameters) gradient block held at once: 2^24 floats = 64 MiB, so a
 # 2.2M-parameter MobileNetV2 takes 7 samples per vmap call and a small head the whole batch.
 GRADIENT_BUDGET = 1 << 24
@@ -76,11 +81,9 @@ def trainable_parameters(model: nn.Module) -> dict[str, nn.Parameter]:
 
 def _sample_weights(quantity: str, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """d(quantity_i)/df_i: the factor turning df_i/dtheta into the gradient of sample i's quantity."""
-    if quantity == "fisher":
-        return torch.ones_like(outputs)
     if quantity == "squared_error":
         return 2 * (outputs - targets.to(outputs))
-    return 2 * outputs
+    return torch.ones_like(outputs)  # fisher and output: df_i/dtheta itself
 
 
 def _vmap_gradients(model, trainable, frozen, buffers, x):
@@ -122,6 +125,17 @@ def _random_sign_gradients(model, trainable, x, y, quantity, generator):
     return {name: torch.zeros_like(p) if g is None else g for name, p, g in zip(names, params, gradients)}
 
 
+def _batch_mean_gradients(model, trainable, x, y, quantity):
+    """The gradient of the batch-mean quantity (LFSSD's original batch gradient): one backward per batch."""
+    outputs = model(to_channels_last(x)).reshape(-1)
+    if outputs.numel() != len(y):
+        raise ValueError(f"expected one output per sample, got {outputs.numel()} for {len(y)} samples")
+    weights = _sample_weights(quantity, outputs.detach(), y)
+    names, params = list(trainable), list(trainable.values())
+    gradients = torch.autograd.grad((weights * outputs).mean(), params, allow_unused=True)
+    return {name: torch.zeros_like(p) if g is None else g for name, p, g in zip(names, params, gradients)}
+
+
 def importances(
     model: nn.Module,
     data,
@@ -142,7 +156,8 @@ def importances(
     random signs s_i = +-1 drawn from ``seed``: E[(sum_i s_i g_i)^2] = sum_i g_i^2 because the cross terms
     s_i s_j (i != j) have mean 0, so it is unbiased at the cost of one backward per batch (what the
     original's batch gradients cost). Its relative standard deviation is about sqrt(2 batch_size / n) per
-    parameter: small batches buy precision. A DataLoader keeps its own batches."""
+    parameter: small batches buy precision. ``"batch_abs"`` averages |gradient of the batch mean| over
+    batches (LFSSD's original; depends on ``batch_size``). A DataLoader keeps its own batches."""
     if quantity not in QUANTITIES:
         raise ValueError(f"quantity {quantity!r}: expected one of {', '.join(QUANTITIES)}")
     if estimator not in ESTIMATORS:
@@ -158,11 +173,15 @@ def importances(
     size = sum(p.numel() for p in trainable.values())
     chunk = max(1, min(batch_size, GRADIENT_BUDGET // max(size, 1)))
     generator = torch.Generator().manual_seed(seed)
-    count = 0
+    count, batches = 0, 0
     try:
         for x, y in as_loader(data, batch_size, shuffle=False, seed=0):
             x, y = x.to(device), torch.as_tensor(y).reshape(-1).to(device)
-            count += len(y)
+            count, batches = count + len(y), batches + 1
+            if estimator == "batch_abs":
+                for name, g in _batch_mean_gradients(model, parameters, x, y, quantity).items():
+                    totals[name] += g.float().abs()
+                continue
             if estimator == "random_sign":
                 for name, g in _random_sign_gradients(model, parameters, x, y, quantity, generator).items():
                     totals[name] += g.float().square()
@@ -186,7 +205,8 @@ def importances(
                     totals[name] += (g.float() * weights.view(-1, *[1] * (g.ndim - 1))).square().sum(0)
     finally:
         model.train(was_training)
-    return {name: total / max(count, 1) for name, total in totals.items()}
+    per = batches if estimator == "batch_abs" else count
+    return {name: total / max(per, 1) for name, total in totals.items()}
 
 
 def mixture(parts: list[tuple[dict[str, torch.Tensor], int]]) -> dict[str, torch.Tensor]:

@@ -19,6 +19,22 @@ from olvido.errors import OlvidoError
 from olvido.models.heads import AgeRegressor
 
 WEIGHTED = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
+# Activation modules: what ends a block (weighted layer -> [normalisation] -> activation)
+ACTIVATIONS = (
+    nn.ReLU,
+    nn.ReLU6,
+    nn.LeakyReLU,
+    nn.PReLU,
+    nn.ELU,
+    nn.SELU,
+    nn.CELU,
+    nn.GELU,
+    nn.SiLU,
+    nn.Mish,
+    nn.Hardswish,
+    nn.Tanh,
+    nn.Softplus,
+)
 
 
 def is_trainable(module: nn.Module) -> bool:
@@ -62,6 +78,21 @@ def hidden_layers(model: nn.Module) -> list[nn.Module]:
     """Trainable convolution and linear layers before the output layer: where activations are compared."""
     output = output_layer(model)
     return [m for m in weighted_layers(model) if m is not output]
+
+
+def block_outputs(model: nn.Module) -> list[nn.Module]:
+    """The modules whose outputs are the trainable blocks' outputs (weighted layer -> [norm] -> activation):
+    the activation modules between the first trainable weighted layer and the output layer, in registration
+    order. A model whose activations are functional calls has none of these modules: its hidden weighted
+    layers' raw outputs stand in."""
+    weighted = weighted_layers(model)
+    if not weighted:
+        return []
+    output = output_layer(model)
+    modules = list(model.modules())
+    first, last = modules.index(weighted[0]), modules.index(output)
+    blocks = [m for m in modules[first:last] if isinstance(m, ACTIVATIONS)]
+    return blocks or hidden_layers(model)
 
 
 def counterpart(module: nn.Module, model: nn.Module, other: nn.Module) -> nn.Module:

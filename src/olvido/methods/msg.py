@@ -4,7 +4,12 @@ From the original code: accumulate, without stepping, the gradient of the loss o
 as large as the forget set minus the gradient of the loss on the forget set; in every weighted layer mark
 the ``reinit_fraction`` (30%) of weights with the smallest |gradient|, re-draw them, and fine-tune on the
 retain set while gradients of the kept weights are scaled by ``kept_grad_scale`` (0.1), with a learning
-rate that ramps up linearly over the first half of the epochs and decays linearly after.
+rate that ramps up linearly over the first half of the epochs and decays linearly after (the original's
+``LinearAnnealingLR`` steps per epoch, 1/3, 2/3, 1, 2/3, 1/3 of the rate over 5 epochs; here the ramp is
+per optimiser step, up over the first (epochs + 1) // 2 epochs, then down to 0 at the end). The mask
+ranks the gradient of the batch-mean loss summed over batches, as the original does (for L1 this sums
+sign(e_i) df_i, which can cancel across opposite-sign errors: SSD and SalUn avoid that estimator, MSG
+keeps the original's, since its rule ranks the *smallest* gradients and a cancelled gradient is small).
 
 Regression adaptation (issue 9): L1 instead of cross-entropy, and Linear layers as well as convolutions
 (so the head-scope model, an MLP head, has something to mask). Re-drawn convolution weights come from
@@ -21,7 +26,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from olvido.methods.base import Knob, Param, UnlearnConfig, UnlearnContext, register, reinitialise
+from olvido.methods.base import Knob, Param, UnlearnConfig, UnlearnContext, dataset_of, register, reinitialise
 from olvido.methods.layers import weighted_layers
 from olvido.training import StepHooks, as_loader, fit, to_channels_last
 
@@ -69,7 +74,7 @@ def msg(model: nn.Module, context: UnlearnContext, config: MsgConfig) -> nn.Modu
     device = context.device
     model.to(device).eval()  # gradients only: BatchNorm statistics must not move
     model.zero_grad(set_to_none=True)
-    forget_size = len(context.forget)
+    forget_size = len(dataset_of(context.forget))  # samples, not batches, when a DataLoader is given
     accumulate_gradients(model, context.retain, 1.0, config.batch_size, config.seed, device, limit=forget_size)
     accumulate_gradients(model, context.forget, -1.0, config.batch_size, config.seed + 1, device)
     masks: dict[nn.Parameter, torch.Tensor] = {}
