@@ -124,7 +124,7 @@ class StripesProblem:
         return ArrayDataset(images[ids], labels[ids], ids)
 
     def _train(self, part: str, val: str) -> StripesNet:
-        model = StripesNet(0)
+        model = StripesNet(self.seed)
         fit(model, self.dataset(part), self.dataset(val), FitConfig(epochs=150, lr=3e-3, batch_size=32, patience=15))
         return model.eval()
 
