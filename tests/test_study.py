@@ -1,5 +1,7 @@
 """The study: resumable cells, metrics that match the stored predictions, a registry-driven report."""
 
+import io
+import json
 import shutil
 from dataclasses import replace
 
@@ -34,11 +36,13 @@ from olvido.report.study_report import (
     format_cell,
     in_column_order,
     leaderboard,
+    lossless_values,
     write_report,
 )
 from olvido.training import FitConfig
 
 from helpers import FAST_FIT, needs_weights, small_workspace
+from rederive import rederive
 
 TINY = StudyConfig(
     seeds=(0, 1),
@@ -167,6 +171,13 @@ def test_report_builds_from_a_tiny_run(tiny_workspace, tmp_path):
 
 
 @needs_weights
+def test_knob_values_are_written_exactly():
+    table = pd.DataFrame({"value": [1e-07, 1e-06, None, 2.0], "F": [0.5, 0.5, 0.5, 0.5]})
+    assert lossless_values(table)["value"].tolist() == ["1e-07", "1e-06", "", "2.0"]
+    read = pd.read_csv(io.StringIO(lossless_values(table).to_csv(index=False, float_format="%.5f")))
+    assert read["value"].iloc[0] == 1e-07 and read["value"].iloc[1] == 1e-06  # 5 decimals would print 0.00000
+
+
 def test_tuned_configurations_run_beside_the_defaults_and_lead_the_board(tiny_workspace, tmp_path):
     best = run_study(tiny_workspace, TINY, progress=False).best
     same = {"finetune": {"epochs": best["finetune"]}}  # the default's knob value and nothing else: the same cells
@@ -202,6 +213,12 @@ def test_tuned_configurations_run_beside_the_defaults_and_lead_the_board(tiny_wo
     assert (bar["against the bar"].str.contains("score not measured")).all()  # these verdicts gave no score
     runs = pd.read_csv(tmp_path / "report" / "runs.csv")
     assert (runs["experiment"] == "methods (tuned)").sum() == len(result.tuned_runs)
+    # every row, tuned ones included, re-derives from predictions.csv.gz with a metric written apart from olvido's
+    rederived = rederive(tmp_path / "report")
+    assert rederived["missing"] == [] and rederived["checked"] == len(runs)
+    assert rederived["max_difference"] < 0.005, rederived
+    tuned_rows = runs[(runs["experiment"] == "methods (tuned)") & (runs["method"] == "finetune")]
+    assert {json.loads(c)["lr"] for c in tuned_rows["config"]} == {0.01}  # the whole configuration, JSON
     with pytest.raises(OlvidoError, match="unknown config field 'speed'"):
         run_study(tiny_workspace, TINY, progress=False, tuned={"finetune": {"speed": 2}})
 

@@ -980,6 +980,15 @@ def _comparison(results: list[StudyResult]) -> str:
     )
 
 
+def lossless_values(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with its knob values as text that reads back exactly (``repr``: 1e-07 stays 1e-07, where the
+    tables' 5 decimals would print 0.00000); metrics keep the 5 decimals."""
+    if "value" not in table:
+        return table
+    text = table["value"].map(lambda v: "" if v is None or (isinstance(v, float) and np.isnan(v)) else repr(v))
+    return table.assign(value=text)
+
+
 def write_report(results: list[StudyResult], out: str | Path, meta: dict) -> Path:
     """Write the report folder; returns the path of ``index.md``."""
     out = Path(out)
@@ -987,7 +996,7 @@ def write_report(results: list[StudyResult], out: str | Path, meta: dict) -> Pat
     runs = pd.concat([r.runs for r in results], ignore_index=True)
     tuned_runs = [r.tuned_runs.assign(experiment="methods (tuned)") for r in results if len(r.tuned_runs)]
     all_runs = pd.concat([runs, *tuned_runs], ignore_index=True)
-    atomic_write_text(out / "runs.csv", all_runs.to_csv(index=False, float_format="%.5f"))
+    atomic_write_text(out / "runs.csv", lossless_values(all_runs).to_csv(index=False, float_format="%.5f"))
     if tuned_runs:
         table = pd.concat([default_vs_tuned(r) for r in results if r.tuned], ignore_index=True)
         atomic_write_text(out / "default_vs_tuned.csv", table.to_csv(index=False, float_format="%.5f"))
@@ -1075,10 +1084,13 @@ def write_report(results: list[StudyResult], out: str | Path, meta: dict) -> Pat
         ]
     sections += [
         "## Plots\n\n![Forgetting vs alpha](forgetting_vs_alpha.png)",
-        "## Files\n\n`runs.csv` (one row per cell and experiment), `leaderboard.csv`, `default_vs_tuned.csv`, "
+        "## Files\n\n`runs.csv` (one row per cell and experiment; knob values as exact text, the configuration as "
+        "JSON), `leaderboard.csv`, `default_vs_tuned.csv`, "
         "`against_retraining.csv` (each setting on the sweep group against the bar), `alpha.csv`, "
-        "`per_sample_errors_<scope>.csv`, `predictions.csv.gz` (every test and forget-set prediction, in years to 2 "
-        "decimals: scope, method, group, value, seed, set, id, age, prediction), `verdicts.csv` (every verdict "
+        "`per_sample_errors_<scope>.csv`, `predictions.csv.gz` (every reported cell's test and forget-set predictions, "
+        "tuned cells included, in years to 3 decimals: scope, method, group, value, config (the cell's whole "
+        "configuration, JSON), seed, set, id, age, prediction; every row of `runs.csv` re-derives from it, "
+        "`bench/verify_report.py`), `verdicts.csv` (every verdict "
         "column, per scope and regime; its `seconds` are the verdict runs' own wall times, under whatever load "
         "they ran with: time methods by the leaderboard), `neurips.csv` (the NeurIPS score per model, protocol "
         "and scalar), `summary.json`.",
