@@ -49,15 +49,37 @@ def prepared(synthetic_faces, session_cache):
 
 
 @pytest.fixture(scope="session")
-def share_features(prepared, session_cache):
+def shared_models(tmp_path_factory) -> Path:
+    """One folder of trained models for the whole run, seen by every pytest-xdist process (their base temp
+    folders' common parent). A model's file name is the hash of everything its weights depend on (data,
+    features, architecture, recipe, seed) and files are written atomically and never changed, so a model
+    any test trained is the model another test would train with the same recipe: it is loaded instead."""
+    base = tmp_path_factory.getbasetemp()
+    folder = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "olvido-shared-models"
+    folder.mkdir(exist_ok=True)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def share_features(prepared, session_cache, shared_models):
     """``share_features(cache)`` puts the head-scope features of the synthetic faces under the tests' usual
     model (ImageNet MobileNetV2, no mirror views) into a test's own cache, extracted once per session:
-    extraction dominates a small test's time, and tests of extraction itself do not use this."""
+    extraction dominates a small test's time, and tests of extraction itself do not use this. The cache's
+    ``models`` folder is the run's shared one (``shared_models``): the usual recipe's originals and
+    retrained models (FAST_FIT, group 0) recur across modules. ``models=False`` keeps the cache's models
+    its own, for tests of training and of the model cache itself."""
     from olvido.experiments.workspace import ModelConfig, Workspace
 
     model = ModelConfig(init="imagenet", ensemble=1, mirror=False)
     _ = Workspace(prepared, model, cache=session_cache, progress=False).inputs
-    return lambda cache: link_cache_files(session_cache, Path(cache), "features")
+
+    def share(cache, models: bool = True) -> Path:
+        cache = link_cache_files(session_cache, Path(cache), "features")
+        if models and not (cache / "models").exists():
+            (cache / "models").symlink_to(shared_models, target_is_directory=True)
+        return cache
+
+    return share
 
 
 @pytest.fixture(scope="session")

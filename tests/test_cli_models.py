@@ -8,18 +8,17 @@ import pytest
 from olvido.cli import _workspace, build_parser, main
 from olvido.data.protocol import NOT_AUGMENTED
 
-from helpers import link_cache_files, needs_weights
+from helpers import needs_weights
 
-COMMON = ["--data", "synthetic:1500", "--init", "imagenet", "--ensemble", "1", "--no-mirror", "--json"]
+COMMON = ["--data", "synthetic:2000", "--init", "imagenet", "--ensemble", "1", "--no-mirror", "--json"]
 
 
 @pytest.fixture(scope="module")
-def warm_cache(tmp_path_factory):
-    """``warm_cache(folder)`` puts the manifest and features of COMMON's faces and model (no trained model)
-    into a test's cache, extracted once for the module: each test pays for its own trainings only."""
-    template = tmp_path_factory.mktemp("cli-template")
-    _ = _workspace(build_parser().parse_args(["-q", "--cache", str(template), "train", "original", *COMMON])).inputs
-    return lambda folder: link_cache_files(template, folder, "features", "manifests")
+def warm_cache(share_features):
+    """``warm_cache(folder)`` puts the features of COMMON's faces and model (the session's synthetic faces:
+    ``synthetic:2000`` is ``make_synthetic_faces(2000)``) into a test's cache, extracted once per session,
+    and no trained model: each test pays for its own trainings only."""
+    return lambda folder: share_features(folder, models=False)
 
 
 @needs_weights

@@ -1,4 +1,5 @@
 import pickle
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -19,14 +20,25 @@ from helpers import FAST_FIT, KilledAfterFirstJob, needs_weights
 
 
 @pytest.fixture(scope="module")
-def workspace(prepared, tmp_path_factory):
+def workspace(prepared, tmp_path_factory, share_features):
+    # no mirror views: the session's features serve (mirroring has its own test on a small set below)
     return Workspace(
         prepared,
-        ModelConfig(init="imagenet", ensemble=1),
+        ModelConfig(init="imagenet", ensemble=1, mirror=False),
         fit_config=FAST_FIT,
-        cache=tmp_path_factory.mktemp("ws"),
+        cache=share_features(tmp_path_factory.mktemp("ws"), models=False),  # tests of training: its own
         progress=False,
     )
+
+
+@pytest.fixture(scope="module")
+def small_prepared(synthetic_faces, tmp_path_factory):
+    """The session's faces under a protocol that augments each age to 10 train images, not 150 (about 580
+    manifest rows instead of 6,300): for tests of a scope's or of mirroring's mechanics, whose cost is
+    running the frozen part on, and training on, every row."""
+    from olvido.data import ProtocolConfig, prepare_faces
+
+    return prepare_faces(synthetic_faces, ProtocolConfig(seed=0, balance_target=10), tmp_path_factory.mktemp("small"))
 
 
 def test_thesis_head_shape_and_range():
@@ -123,7 +135,7 @@ def test_a_workspace_sent_to_workers_carries_its_inputs_as_numpy(workspace):
 def test_seeded_training_gives_identical_predictions_twice(prepared, tmp_path, share_features):
     runs = []
     # the first run extracts its features afresh, the second reuses the session's: extraction is seeded too
-    for cache in (tmp_path / "a", share_features(tmp_path / "b")):
+    for cache in (tmp_path / "a", share_features(tmp_path / "b", models=False)):
         ws = Workspace(
             prepared,
             ModelConfig(init="imagenet", ensemble=1, mirror=False),
@@ -136,7 +148,19 @@ def test_seeded_training_gives_identical_predictions_twice(prepared, tmp_path, s
 
 
 @needs_weights
-def test_head_scope_on_cached_embeddings_equals_backbone_plus_head_on_images(workspace):
+@pytest.mark.parametrize("mirror", [False, True])
+def test_head_scope_on_cached_embeddings_equals_backbone_plus_head_on_images(
+    workspace, small_prepared, mirror, tmp_path
+):
+    if mirror:  # both views' embeddings cached, the head averaged over them: on images, the same function
+        workspace = Workspace(
+            small_prepared,
+            ModelConfig(init="imagenet", ensemble=1, mirror=True),
+            fit_config=FAST_FIT,
+            cache=tmp_path,
+            progress=False,
+        )
+        assert workspace.inputs.shape[1] == 2  # [n, 2 views, width]
     model = workspace.original(seed=0).model
     ids = workspace.split_ids("test")[:50]
     on_embeddings = workspace.predict(model, ids)
@@ -146,7 +170,8 @@ def test_head_scope_on_cached_embeddings_equals_backbone_plus_head_on_images(wor
 
 
 @needs_weights
-def test_last_scope_trains_on_cached_activations_and_matches_images(prepared, tmp_path):
+def test_last_scope_trains_on_cached_activations_and_matches_images(small_prepared, tmp_path):
+    prepared = small_prepared
     ws = Workspace(
         prepared,
         ModelConfig(init="imagenet", scope="last", ensemble=1),
@@ -223,10 +248,11 @@ def test_checkpoint_round_trip_and_mismatch_errors(workspace, prepared, syntheti
     from olvido.data import ProtocolConfig, prepare_faces
 
     other_data = prepare_faces(synthetic_faces, ProtocolConfig(seed=1), cache=tmp_path)
-    other_ws = Workspace(other_data, ModelConfig(init="imagenet", ensemble=1), cache=workspace.cache, progress=False)
+    model_config = workspace.model_config
+    other_ws = Workspace(other_data, model_config, cache=workspace.cache, progress=False)
     with pytest.raises(OlvidoError, match="manifest"):
         other_ws.load(trained.path)
-    bigger = Workspace(prepared, ModelConfig(init="imagenet", ensemble=2), cache=workspace.cache, progress=False)
+    bigger = Workspace(prepared, replace(model_config, ensemble=2), cache=workspace.cache, progress=False)
     with pytest.raises(OlvidoError, match="architecture"):
         bigger.load(trained.path)
     broken = tmp_path / "broken.pt"
@@ -289,7 +315,8 @@ def test_ensemble_averages_members():
 
 
 @needs_weights
-def test_all_scope_trains_end_to_end_on_images(prepared, tmp_path):
+def test_all_scope_trains_end_to_end_on_images(small_prepared, tmp_path):
+    prepared = small_prepared
     ws = Workspace(
         prepared,
         ModelConfig(init="imagenet", scope="all", ensemble=1),
