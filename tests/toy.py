@@ -54,8 +54,10 @@ TOY_SETTINGS = {
     "fisher": dict(noise=3e-4, epochs=80, lr=3e-3, batch_size=32),
     # importances from every sample and 100 random-sign draws per set: the defaults' cheaper estimate (384
     # samples, 24 draws per set, chosen for cost on real faces) is too noisy on this problem
-    "ssd": dict(max_samples=None, draws=100),
-    "lfssd": dict(max_samples=None, draws=100),
+    # alpha 10 on this problem (the real-data defaults, 5 and 2, cost retain MAE up to x1.21 here). 6 runs: SSD and
+    # LFSSD move 0.73-1.41 and 0.66-1.31 except at seed 2 with one thread (0.03): short of the headroom there
+    "ssd": dict(max_samples=None, draws=100, alpha=10.0),
+    "lfssd": dict(max_samples=None, draws=100, alpha=10.0),
     "assd": dict(max_samples=None, draws=100),
     # 6 runs: moved 0.62-0.97, retain x1.01-1.13 (x1.13 at seed 2 with one thread; alpha 0.5-2 and longer runs
     # tried: none keeps both headrooms)
