@@ -64,6 +64,20 @@ class Untouchable(Dataset):
     __getitems__ = __getitem__
 
 
+class Line(nn.Module):
+    """f(x) = w . x + b, shape (batch,)."""
+
+    def __init__(self, w, b):
+        super().__init__()
+        self.linear = nn.Linear(len(w), 1)
+        with torch.no_grad():
+            self.linear.weight.copy_(torch.tensor([w]))
+            self.linear.bias.fill_(b)
+
+    def forward(self, x):
+        return self.linear(x).squeeze(-1)
+
+
 class StripesNet(nn.Module):
     """A tiny foreign regression CNN (not an olvido model): conv + BatchNorm + an MLP head, output in
     [20, 60] through a scaled sigmoid, shape (batch,)."""

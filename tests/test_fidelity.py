@@ -10,21 +10,7 @@ from olvido.methods import msg as msg_module
 from olvido.models.heads import ThesisHead
 from olvido.training import ArrayDataset, ConcatSamples, make_loader, predict
 
-from helpers import StripesNet, StripesProblem, Untouchable
-
-
-class Line(nn.Module):
-    """f(x) = w . x + b, shape (batch,)."""
-
-    def __init__(self, w, b):
-        super().__init__()
-        self.linear = nn.Linear(len(w), 1)
-        with torch.no_grad():
-            self.linear.weight.copy_(torch.tensor([w]))
-            self.linear.bias.fill_(b)
-
-    def forward(self, x):
-        return self.linear(x).squeeze(-1)
+from helpers import Line, StripesNet, StripesProblem, Untouchable
 
 
 def _sets(seed=0, retain=60, forget=20):

@@ -16,21 +16,7 @@ from olvido.methods.importance import importances, mixture
 from olvido.methods.ssd import adaptive_alpha, dampen
 from olvido.training import ArrayDataset, make_loader
 
-from helpers import StripesNet
-
-
-class Line(nn.Module):
-    """f(x) = w . x + b, shape (batch,)."""
-
-    def __init__(self, w, b):
-        super().__init__()
-        self.linear = nn.Linear(len(w), 1)
-        with torch.no_grad():
-            self.linear.weight.copy_(torch.tensor([w]))
-            self.linear.bias.fill_(b)
-
-    def forward(self, x):
-        return self.linear(x).squeeze(-1)
+from helpers import Line, StripesNet
 
 
 def test_importances_of_a_linear_model_are_the_mean_squared_per_sample_gradients():

@@ -23,7 +23,7 @@ from olvido.models.ensemble import Ensemble
 from olvido.training import ArrayDataset, ConcatSamples, FitConfig, make_loader, predict
 
 from helpers import FAST_FIT, StripesNet, StripesProblem, Untouchable, needs_weights
-from toy import MOVED_BOUND, TOY_SETTINGS, behaviour, retain_bound
+from toy import MOVED_BOUND, TOY_SETTINGS, behaviour, retain_bound, run_toy
 
 ALL = list_methods()
 THESIS_METHODS = ("finetune", "random_labels")
@@ -39,17 +39,7 @@ def problem() -> StripesProblem:
 
 
 def _run(name, model, problem, seed=0, **values):
-    config = make_config(name, seed=seed, **{**QUICK, **values})
-    return unlearn(
-        name,
-        model,
-        problem.dataset("retain"),
-        problem.dataset("forget"),
-        problem.dataset("retain_val"),
-        config,
-        new_model=StripesNet,
-        label_range=(20.0, 60.0),
-    )
+    return run_toy(name, problem, seed, model=model, **{**QUICK, **values})
 
 
 def _predictions(model, problem):

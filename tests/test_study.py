@@ -170,7 +170,6 @@ def test_report_builds_from_a_tiny_run(tiny_workspace, tmp_path):
     assert (means[15.0] > means[5.0]).all()
 
 
-@needs_weights
 def test_knob_values_are_written_exactly():
     table = pd.DataFrame({"value": [1e-07, 1e-06, None, 2.0], "F": [0.5, 0.5, 0.5, 0.5]})
     assert lossless_values(table)["value"].tolist() == ["1e-07", "1e-06", "", "2.0"]
@@ -178,6 +177,7 @@ def test_knob_values_are_written_exactly():
     assert read["value"].iloc[0] == 1e-07 and read["value"].iloc[1] == 1e-06  # 5 decimals would print 0.00000
 
 
+@needs_weights
 def test_tuned_configurations_run_beside_the_defaults_and_lead_the_board(tiny_workspace, tmp_path):
     best = run_study(tiny_workspace, TINY, progress=False).best
     same = {"finetune": {"epochs": best["finetune"]}}  # the default's knob value and nothing else: the same cells
@@ -259,6 +259,7 @@ def test_wall_time_counts_each_cell_once(tiny_workspace):
     assert len(unique_cells(shared)) == len(TINY.seeds)  # ... but one cell each
 
 
+@needs_weights
 def test_the_memorising_regime_needs_a_recipe_for_its_scope(tiny_workspace):
     split = Study(tiny_workspace, TINY, progress=False).split(0)
     with pytest.raises(OlvidoError, match="memorising regime: no recipe for scope 'head'"):

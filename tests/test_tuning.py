@@ -121,6 +121,7 @@ def workspace(prepared, tmp_path_factory, share_features):
     return small_workspace(prepared, share_features(tmp_path_factory.mktemp("tuning")), quick)
 
 
+@needs_weights
 def test_the_tuning_forget_set_comes_from_the_groups_training_originals_only(workspace):
     split = tuning_split(workspace, 0, 0.5)
     table = workspace.prepared.manifest.table.set_index("id")
@@ -299,6 +300,7 @@ def test_the_baselines_score_the_untouched_original_and_the_next_seeds_retrained
     assert baselines["original"]["objective"] > baselines["retrained"]["objective"]
 
 
+@needs_weights
 def test_a_method_with_nothing_to_tune_or_outside_its_scopes_is_a_one_line_error(workspace):
     with pytest.raises(OlvidoError, match="'retrain' has nothing to tune"):
         Tuner(workspace, "retrain", TINY)

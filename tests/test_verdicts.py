@@ -195,6 +195,7 @@ def test_a_deterministic_method_gets_no_neurips_score_from_one_original(workspac
     again._k_runs("finetune", 2, "K originals", range(3))
 
 
+@needs_weights
 def test_k_methods_scores_only_the_chosen_methods_and_keeps_the_others_rows(workspace):
     split = parse_forget(workspace.prepared.manifest, "group:0")
     config = VerdictConfig(k=3, shadows=0, resamples=100, k_methods=("finetune",))

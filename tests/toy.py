@@ -80,11 +80,12 @@ class Behaviour:
     retrained_forget: float
 
 
-def run_toy(name: str, problem: StripesProblem, seed: int = 0, **values):
+def run_toy(name: str, problem: StripesProblem, seed: int = 0, model=None, **values):
+    """``name`` with config ``values`` on ``model`` (default: the problem's original), the NeurIPS signature."""
     config = make_config(name, seed=seed, **values)
     return unlearn(
         name,
-        problem.original,
+        problem.original if model is None else model,
         problem.dataset("retain"),
         problem.dataset("forget"),
         problem.dataset("retain_val"),
