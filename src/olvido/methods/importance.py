@@ -113,26 +113,15 @@ def _loop_gradients(model, trainable, x):
     return torch.cat(outputs), {name: torch.stack(g) for name, g in gradients.items()}
 
 
-def _random_sign_gradients(model, trainable, x, y, quantity, generator):
-    """sum_i s_i d(quantity_i)/dtheta for random signs s_i = +-1: one backward for the whole batch."""
+def _combined_gradients(model, trainable, x, y, quantity, coefficients):
+    """sum_i c_i d(quantity_i)/dtheta for the coefficients ``coefficients(outputs)`` returns (random signs
+    s_i = +-1, or 1/n for the gradient of the batch mean): one backward for the whole batch."""
     outputs = model(to_channels_last(x)).reshape(-1)
     if outputs.numel() != len(y):
         raise ValueError(f"expected one output per sample, got {outputs.numel()} for {len(y)} samples")
-    signs = (torch.randint(0, 2, (len(y),), generator=generator) * 2 - 1).to(outputs)
-    weights = _sample_weights(quantity, outputs.detach(), y)
+    weights = coefficients(outputs) * _sample_weights(quantity, outputs.detach(), y)
     names, params = list(trainable), list(trainable.values())
-    gradients = torch.autograd.grad((signs * weights * outputs).sum(), params, allow_unused=True)
-    return {name: torch.zeros_like(p) if g is None else g for name, p, g in zip(names, params, gradients)}
-
-
-def _batch_mean_gradients(model, trainable, x, y, quantity):
-    """The gradient of the batch-mean quantity (LFSSD's original batch gradient): one backward per batch."""
-    outputs = model(to_channels_last(x)).reshape(-1)
-    if outputs.numel() != len(y):
-        raise ValueError(f"expected one output per sample, got {outputs.numel()} for {len(y)} samples")
-    weights = _sample_weights(quantity, outputs.detach(), y)
-    names, params = list(trainable), list(trainable.values())
-    gradients = torch.autograd.grad((weights * outputs).mean(), params, allow_unused=True)
+    gradients = torch.autograd.grad((weights * outputs).sum(), params, allow_unused=True)
     return {name: torch.zeros_like(p) if g is None else g for name, p, g in zip(names, params, gradients)}
 
 
@@ -178,12 +167,17 @@ def importances(
         for x, y in as_loader(data, batch_size, shuffle=False, seed=0):
             x, y = x.to(device), torch.as_tensor(y).reshape(-1).to(device)
             count, batches = count + len(y), batches + 1
-            if estimator == "batch_abs":
-                for name, g in _batch_mean_gradients(model, parameters, x, y, quantity).items():
+            if estimator == "batch_abs":  # |gradient of the batch mean|
+                mean = lambda outputs: torch.full_like(outputs, 1 / len(outputs))  # noqa: E731
+                for name, g in _combined_gradients(model, parameters, x, y, quantity, mean).items():
                     totals[name] += g.float().abs()
                 continue
-            if estimator == "random_sign":
-                for name, g in _random_sign_gradients(model, parameters, x, y, quantity, generator).items():
+            if estimator == "random_sign":  # (sum_i s_i g_i)^2 with random signs s_i = +-1
+
+                def signs(outputs):
+                    return (torch.randint(0, 2, (len(outputs),), generator=generator) * 2 - 1).to(outputs)
+
+                for name, g in _combined_gradients(model, parameters, x, y, quantity, signs).items():
                     totals[name] += g.float().square()
                 continue
             for start in range(0, len(y), chunk):

@@ -132,17 +132,17 @@ def importances_of_sets(
     return forget, (retain if reference == "retain" else mixture(parts)), rho
 
 
-def dampen(model: nn.Module, forget: dict, full: dict, alpha: float, dampening: float) -> int:
-    """Multiply every trainable parameter with I_f > alpha I_ref by min(lambda I_ref / I_f, 1) (``full``
+def dampen(model: nn.Module, forget: dict, reference: dict, alpha: float, dampening: float) -> int:
+    """Multiply every trainable parameter with I_f > alpha I_ref by min(lambda I_ref / I_f, 1) (``reference``
     holds I_ref: I_r or I_D); returns how many were selected."""
     selected = 0
     parameters = dict(model.named_parameters())
     with torch.no_grad():
         for name, forget_importance in forget.items():
             parameter = parameters[name]
-            chosen = forget_importance > alpha * full[name]
+            chosen = forget_importance > alpha * reference[name]
             # I_f > 0 wherever chosen (I_D >= 0), so the ratio is finite where it is used
-            factor = (dampening * full[name] / forget_importance.clamp_min(1e-30)).clamp(max=1.0)
+            factor = (dampening * reference[name] / forget_importance.clamp_min(1e-30)).clamp(max=1.0)
             parameter.mul_(torch.where(chosen, factor, torch.ones_like(factor)).to(parameter.dtype))
             selected += int(chosen.sum())
     return selected
@@ -194,10 +194,10 @@ def lfssd(model: nn.Module, context: UnlearnContext, config: LfssdConfig) -> nn.
     return _ssd(model, context, config, "output")
 
 
-def adaptive_alpha(forget: dict, full: dict, rho: float) -> float:
+def adaptive_alpha(forget: dict, retain: dict, rho: float) -> float:
     """ASSD's alpha: the (100 - ln(1 + 100 rho))-th percentile of the finite ratios I_f / I_r."""
     with torch.no_grad():
-        ratios = torch.cat([(forget[name] / full[name]).flatten().cpu() for name in forget]).numpy()
+        ratios = torch.cat([(forget[name] / retain[name]).flatten().cpu() for name in forget]).numpy()
     ratios = ratios[np.isfinite(ratios)]  # 0/0 (dead units) and x/0 are left out, as in the port
     if ratios.size == 0:
         return math.inf
